@@ -1,0 +1,32 @@
+with
+
+source as (
+
+    select * from {{ source('legacy', 'cache_entries') }}
+
+),
+
+renamed as (
+
+    select
+        id as cache_entry_id,
+        type as cache_type,
+        key as entry_key,
+        name as entry_name,
+        value as entry_value,
+        jsonb_typeof(value) as entry_value_json_type,
+        description as entry_description,
+        environment as raw_environment,
+        upper(btrim(environment, E' \t\r\n')) as environment,
+        upper(btrim(environment, E' \t\r\n')) in ('DEFAULT', 'TEST', 'UAT', 'PROD')
+            as is_known_environment,
+        environment <> upper(btrim(environment, E' \t\r\n')) as is_environment_respelled,
+        (created_at at time zone 'UTC') as created_at,
+        (updated_at at time zone 'UTC') as updated_at,
+        (coalesce(updated_at, created_at) at time zone 'UTC') as source_updated_at
+
+    from source
+
+)
+
+select * from renamed
