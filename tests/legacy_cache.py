@@ -1,0 +1,243 @@
+"""Test helpers: write a small legacy cache_entries, read back what the migration published."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+
+BASE_TIME = datetime(2025, 12, 5, 10, 0, tzinfo=UTC)
+
+CACHE_DDL = """
+create table if not exists public.cache_entries (
+  id          serial primary key,
+  type        varchar(50)  not null,
+  name        varchar(100) not null,
+  key         varchar(100) not null,
+  value       jsonb        not null,
+  environment varchar(10)  not null,
+  description text,
+  created_at  timestamptz  default current_timestamp,
+  updated_at  timestamptz,
+  constraint unique_cache_entry unique (type, name, key, environment)
+)
+"""
+
+
+@dataclass
+class LegacyCache:
+    """Edits the legacy table the way the old loaders do (delete + re-insert, NULL updated_at)."""
+
+    conn: psycopg.Connection
+    clock: datetime = BASE_TIME
+
+    def create(self) -> LegacyCache:
+        self.conn.execute(CACHE_DDL)
+        return self
+
+    def tick(self) -> datetime:
+        self.clock += timedelta(minutes=1)
+        return self.clock
+
+    def add(
+        self,
+        type_: str,
+        key: str,
+        name: str,
+        value: Any,
+        environment: str = "DEFAULT",
+        *,
+        updated: bool = True,
+    ) -> int:
+        stamp = self.tick()
+        row = self.conn.execute(
+            "insert into public.cache_entries"
+            " (type, name, key, value, environment, created_at, updated_at)"
+            " values (%s, %s, %s, %s::jsonb, %s, %s, %s) returning id",
+            (type_, name, key, json.dumps(value), environment, stamp, stamp if updated else None),
+        ).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def replace(
+        self,
+        type_: str,
+        key: str,
+        value: Any,
+        environment: str = "DEFAULT",
+        *,
+        name: str | None = None,
+        updated: bool = True,
+    ) -> int:
+        """Delete every row of (type, key, environment) and insert one with the new value."""
+        old = self.conn.execute(
+            "delete from public.cache_entries where type = %s and key = %s and environment = %s"
+            " returning name",
+            (type_, key, environment),
+        ).fetchall()
+        assert old, f"no {type_} {key} in {environment}"
+        return self.add(type_, key, name or old[0][0], value, environment, updated=updated)
+
+    def remove(self, type_: str, key: str, environment: str = "DEFAULT") -> None:
+        self.conn.execute(
+            "delete from public.cache_entries where type = %s and key = %s and environment = %s",
+            (type_, key, environment),
+        )
+
+    def move(self, type_: str, key: str, source: str, destination: str) -> None:
+        self.conn.execute(
+            "update public.cache_entries set environment = %s, updated_at = %s"
+            " where type = %s and key = %s and environment = %s",
+            (destination, self.tick(), type_, key, source),
+        )
+
+    def rows(self) -> list[tuple[Any, ...]]:
+        return self.conn.execute(
+            "select type, name, key, value, environment, description, created_at, updated_at"
+            " from public.cache_entries order by id"
+        ).fetchall()
+
+    def copy_to(self, other: psycopg.Connection) -> None:
+        """Give another database exactly this cache content (ids aside)."""
+        other.execute(CACHE_DDL)
+        other.execute("truncate public.cache_entries")
+        with other.cursor() as cur:
+            cur.executemany(
+                "insert into public.cache_entries"
+                " (type, name, key, value, environment, description, created_at, updated_at)"
+                " values (%s, %s, %s, %s, %s, %s, %s, %s)",
+                [(*row[:3], json.dumps(row[3]), *row[4:]) for row in self.rows()],
+            )
+
+
+def small_cache(cache: LegacyCache, environment: str = "DEFAULT") -> LegacyCache:
+    """A compact cache with every legacy shape the migration reads (for change sequences)."""
+    add = cache.add
+    add(
+        "etf_holdings", "SPY", "SPDR S&P 500 ETF Trust",
+        {"holdings": ["AAPL", "MSFT", "NVDA", "XOM"], "total_holdings": 4,
+         "market_cap_threshold": 5000000000, "last_updated": "2025-12-05T10:00:00",
+         "data_source": "spy_holdings.csv"},
+        environment,
+    )  # fmt: skip
+    add(
+        "etf_holdings", "QQQ", "Invesco QQQ Trust",
+        {"holdings": [{"symbol": "AAPL", "weight": 0.12}, {"symbol": "MSFT", "weight": 0.1},
+                      {"ticker": "NVDA", "weight_pct": 8.5}],
+         "last_updated": "2025-12-05T10:00:00"},
+        environment,
+    )  # fmt: skip
+    add("etf_holdings", "XLE", "Energy Select Sector SPDR", {"holdings": ["XOM", "CVX"]}, environment)
+    add(
+        "theme_definition", "crypto_miners", "Bitcoin & Cryptocurrency Miners",
+        {"description": "Bitcoin miners", "symbols": ["MARA", "RIOT", "CLSK"],
+         "related_themes": ["theme_crypto"]},
+        environment, updated=False,
+    )  # fmt: skip
+    add(
+        "theme_definition", "ai_machine_learning", "AI & Machine Learning",
+        {"description": "AI", "symbols": ["NVDA", "MSFT"]}, environment,
+    )  # fmt: skip
+    for key, name in (("information_technology", "Information Technology"), ("energy", "Energy")):
+        add(
+            "sector_industry_map", key, name,
+            {"industries": ["Software", "Semiconductors"] if key != "energy" else ["Oil & Gas"],
+             "description": f"{name} sector", "stock_count": 2},
+            environment,
+        )  # fmt: skip
+    stocks = {
+        "AAPL": ("Information Technology", "Hardware"),
+        "MSFT": ("information_technology", "Software"),
+        "NVDA": ("Information Technology", "Semiconductors"),
+        "XOM": ("Energy", "Oil & Gas"),
+        "CVX": ("ENERGY", "Oil & Gas"),
+    }
+    for symbol, (sector, industry) in stocks.items():
+        add(
+            "stock_metadata", symbol, f"{symbol} Inc.",
+            {"sector": sector, "industry": industry, "is_validated": True}, environment,
+        )  # fmt: skip
+    add("stock_universe", "index_sp500", "S&P 500", ["AAPL", "MSFT", "NVDA", "XOM"], environment)
+    add(
+        "stock_universe", "market_leaders", "Market Leaders",
+        {"symbols": ["AAPL", "MSFT"], "count": 2}, environment,
+    )  # fmt: skip
+    add(
+        "stock_universe", "theme_crypto", "Crypto stocks",
+        {"stocks": [{"ticker": "MARA"}, {"ticker": "RIOT"}]}, environment, updated=False,
+    )  # fmt: skip
+    add(
+        "etf_universe", "theme_crypto", "Crypto ETFs",
+        {"etfs": [{"ticker": "BITO", "name": "ProShares Bitcoin Strategy"}]}, environment,
+    )  # fmt: skip
+    add("etf_universe", "tracked_etfs", "Tracked ETFs", {"symbols": ["SPY", "QQQ"]}, environment)
+    add("cache_config", "refresh", "Refresh settings", {"interval": 3600}, environment)
+    return cache
+
+
+# --- reading what was published -------------------------------------------------------------
+
+GROUP_STATE_SQL = """
+select environment, type, metadata -> 'source' ->> 'type', metadata -> 'source' ->> 'key',
+       id, name, description, metadata, liquidity_filter, last_update, created_at, updated_at
+from public.definition_groups
+"""
+
+MEMBERSHIP_STATE_SQL = """
+select g.environment, g.type, g.metadata -> 'source' ->> 'type', g.metadata -> 'source' ->> 'key',
+       m.symbol, m.id, m.weight, m.metadata, m.added_at, m.updated_at
+from public.group_memberships m join public.definition_groups g on g.id = m.group_id
+"""
+
+
+@dataclass(frozen=True)
+class Published:
+    """The two tables, keyed by source identity, split into content, ids and timestamps."""
+
+    groups: dict[tuple[str, ...], tuple[Any, ...]]
+    memberships: dict[tuple[str, ...], tuple[Any, ...]]
+    group_ids: dict[tuple[str, ...], int]
+    membership_ids: dict[tuple[str, ...], int]
+    stamps: dict[tuple[str, ...], tuple[Any, ...]]
+
+
+def published(conn: psycopg.Connection) -> Published:
+    groups, group_ids, stamps = {}, {}, {}
+    for env, gtype, stype, skey, gid, *content, created, updated in conn.execute(
+        GROUP_STATE_SQL
+    ).fetchall():
+        identity = (env, gtype, stype, skey)
+        groups[identity] = tuple(content)
+        group_ids[identity] = gid
+        stamps[("group", *identity)] = (created, updated)
+    memberships, membership_ids = {}, {}
+    for env, gtype, stype, skey, symbol, mid, weight, metadata, added, updated in conn.execute(
+        MEMBERSHIP_STATE_SQL
+    ).fetchall():
+        identity = (env, gtype, stype, skey, symbol)
+        memberships[identity] = (weight, metadata)
+        membership_ids[identity] = mid
+        stamps[("membership", *identity)] = (added, updated)
+    return Published(groups, memberships, group_ids, membership_ids, stamps)
+
+
+def table_fingerprint(conn: psycopg.Connection, table: str) -> str:
+    """md5 over every column of every row, in id order (any change shows)."""
+    row = conn.execute(
+        f"select md5(coalesce(string_agg(t::text, '|' order by t.id), '')) from public.{table} t"  # noqa: S608
+    ).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def cache_fingerprint(conn: psycopg.Connection) -> str:
+    """Every column of every cache row plus its xmin, so even a no-op UPDATE would show."""
+    row = conn.execute(
+        "select md5(coalesce(string_agg(t::text || ':' || t.xmin::text, '|' order by t.id), ''))"
+        " from public.cache_entries t"
+    ).fetchone()
+    assert row is not None
+    return str(row[0])

@@ -1,0 +1,217 @@
+"""Incremental behaviour of the two contract tables (DESIGN.md §3), on a real PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import psycopg
+import pytest
+from conftest import DbtProject, PgServer, failure_messages
+from legacy_cache import LegacyCache, cache_fingerprint, published, small_cache, table_fingerprint
+
+
+def _connect(project: DbtProject) -> psycopg.Connection:
+    s = project.settings
+    return psycopg.connect(
+        host=s["PGHOST"], port=s["PGPORT"], user=s["PGUSER"], dbname=s["PGDATABASE"], autocommit=True
+    )
+
+
+@pytest.fixture
+def small_legacy_cache(dbt_project: DbtProject) -> LegacyCache:
+    """The dbt project's database holding the compact cache with every legacy shape."""
+    conn = _connect(dbt_project)
+    return small_cache(LegacyCache(conn).create())
+
+
+def _fresh_build_of(
+    cache: LegacyCache, reference: DbtProject, pg_server: PgServer, target: str = "default"
+) -> psycopg.Connection:
+    """Rebuild the reference database from nothing with the same cache content."""
+    pg_server.recreate_database(reference.settings["PGDATABASE"])
+    conn = _connect(reference)
+    cache.copy_to(conn)
+    reference.build(target)
+    return conn
+
+
+def test_second_build_changes_no_row(dbt_project: DbtProject, small_legacy_cache: LegacyCache):
+    dbt_project.build()
+    conn = small_legacy_cache.conn
+    before = (table_fingerprint(conn, "definition_groups"), table_fingerprint(conn, "group_memberships"))
+
+    dbt_project.build()
+
+    after = (table_fingerprint(conn, "definition_groups"), table_fingerprint(conn, "group_memberships"))
+    assert after == before
+
+
+def _rename_fund(c: LegacyCache) -> None:
+    c.replace("etf_holdings", "SPY", {"holdings": ["AAPL", "MSFT", "NVDA", "XOM"],
+              "total_holdings": 4, "market_cap_threshold": 5000000000,
+              "last_updated": "2025-12-05T10:00:00", "data_source": "spy_holdings.csv"},
+              name="SPDR S&P 500 ETF")  # fmt: skip
+
+
+SCRIPTED_CHANGES: list[tuple[str, Callable[[LegacyCache], None]]] = [
+    ("add and remove symbols", lambda c: c.replace(
+        "etf_holdings", "XLE", {"holdings": ["XOM", "COP", "EOG"]})),
+    ("change a weight", lambda c: c.replace(
+        "etf_holdings", "QQQ", {"holdings": [
+            {"symbol": "AAPL", "weight": 0.2}, {"symbol": "MSFT", "weight": 0.1},
+            {"ticker": "NVDA", "weight_pct": 8.5}], "last_updated": "2025-12-05T10:00:00"})),
+    ("rename a fund", _rename_fund),
+    ("add an entry", lambda c: c.add(
+        "theme_definition", "nuclear_energy", "Nuclear Energy",
+        {"description": "Nuclear", "symbols": ["CCJ", "SMR"]})),
+    ("delete an entry", lambda c: c.remove("theme_definition", "ai_machine_learning")),
+    ("move an entry to another environment", lambda c: c.move(
+        "etf_holdings", "XLE", "DEFAULT", "PROD")),
+    ("change a row leaving updated_at NULL", lambda c: c.replace(
+        "theme_definition", "crypto_miners",
+        {"description": "Bitcoin miners", "symbols": ["MARA", "RIOT", "HUT"]}, updated=False)),
+    ("a stock changes sector", lambda c: c.replace(
+        "stock_metadata", "NVDA", {"sector": "Energy", "industry": "Oil & Gas"})),
+]  # fmt: skip
+
+
+def test_each_incremental_run_equals_a_fresh_build(
+    dbt_project: DbtProject,
+    reference_project: DbtProject,
+    pg_server: PgServer,
+    small_legacy_cache: LegacyCache,
+):
+    dbt_project.build()
+    previous = published(small_legacy_cache.conn)
+    for label, change in SCRIPTED_CHANGES:
+        change(small_legacy_cache)
+
+        dbt_project.build()
+
+        now = published(small_legacy_cache.conn)
+        with _fresh_build_of(small_legacy_cache, reference_project, pg_server) as reference:
+            expected = published(reference)
+        assert now.groups == expected.groups, label
+        assert now.memberships == expected.memberships, label
+        survivors = previous.group_ids.keys() & now.group_ids.keys()
+        assert {k: now.group_ids[k] for k in survivors} == {
+            k: previous.group_ids[k] for k in survivors
+        }, f"{label}: a surviving group changed id"
+        previous = now
+
+
+def test_full_refresh_keeps_every_id_and_the_foreign_key(
+    dbt_project: DbtProject, small_legacy_cache: LegacyCache
+):
+    conn = small_legacy_cache.conn
+    dbt_project.build()
+    before = (table_fingerprint(conn, "definition_groups"), table_fingerprint(conn, "group_memberships"))
+
+    dbt_project.build(args=("--full-refresh",))
+
+    after = (table_fingerprint(conn, "definition_groups"), table_fingerprint(conn, "group_memberships"))
+    assert after == before
+    foreign_key = conn.execute(
+        "select pg_get_constraintdef(oid) from pg_constraint"
+        " where conrelid = 'public.group_memberships'::regclass and contype = 'f'"
+    ).fetchone()
+    assert foreign_key is not None
+    assert "REFERENCES definition_groups(id) ON DELETE CASCADE" in foreign_key[0]
+
+
+def test_deleting_a_group_deletes_its_memberships(
+    dbt_project: DbtProject, small_legacy_cache: LegacyCache
+):
+    conn = small_legacy_cache.conn
+    dbt_project.build()
+    spy = conn.execute(
+        "select id from definition_groups where name = 'SPY' and type = 'ETF'"
+    ).fetchone()
+    assert spy is not None
+    assert conn.execute("select count(*) from group_memberships where group_id = %s", spy).fetchone() == (4,)
+
+    conn.execute("delete from definition_groups where id = %s", spy)
+
+    assert conn.execute("select count(*) from group_memberships where group_id = %s", spy).fetchone() == (0,)
+
+
+def test_a_truncated_source_is_refused_until_overridden(
+    dbt_project: DbtProject, small_legacy_cache: LegacyCache
+):
+    conn = small_legacy_cache.conn
+    dbt_project.build()
+    before = (table_fingerprint(conn, "definition_groups"), table_fingerprint(conn, "group_memberships"))
+    conn.execute(
+        "delete from cache_entries where environment = 'DEFAULT' and type <> 'etf_holdings'"
+    )
+
+    refused = dbt_project.build(expect_success=False)
+
+    message = failure_messages(refused)
+    assert "Mass-delete guard" in message
+    assert "definition_groups" in message and "allow_mass_delete" in message
+    assert (
+        table_fingerprint(conn, "definition_groups"),
+        table_fingerprint(conn, "group_memberships"),
+    ) == before
+
+    dbt_project.build(variables={"allow_mass_delete": True})
+
+    assert conn.execute("select count(*) from definition_groups").fetchone() == (3,)
+
+
+def test_runs_never_write_to_cache_entries(
+    dbt_project: DbtProject, small_legacy_cache: LegacyCache
+):
+    conn = small_legacy_cache.conn
+    conn.execute("vacuum freeze cache_entries")
+    before = cache_fingerprint(conn)
+
+    dbt_project.build()
+    dbt_project.build()
+    dbt_project.build(args=("--full-refresh",))
+    dbt_project.build(target="prod", expect_success=False)  # PROD is empty: the run fails
+
+    assert cache_fingerprint(conn) == before
+
+
+def test_an_environment_run_never_touches_another_environment(dbt_project: DbtProject):
+    conn = _connect(dbt_project)
+    cache = LegacyCache(conn).create()
+    small_cache(cache, "DEFAULT")
+    small_cache(cache, "PROD")
+    dbt_project.build("default")
+    dbt_project.build("prod")
+    default_rows = conn.execute(
+        "select g.*, m.* from definition_groups g left join group_memberships m on m.group_id = g.id"
+        " where g.environment = 'DEFAULT' order by g.id, m.id"
+    ).fetchall()
+    cache.replace("etf_holdings", "SPY", {"holdings": ["AAPL"]}, "PROD")
+    cache.remove("theme_definition", "crypto_miners", "PROD")
+
+    dbt_project.build("prod")
+
+    assert conn.execute(
+        "select g.*, m.* from definition_groups g left join group_memberships m on m.group_id = g.id"
+        " where g.environment = 'DEFAULT' order by g.id, m.id"
+    ).fetchall() == default_rows
+    assert conn.execute(
+        "select count(*) from group_memberships m join definition_groups g on g.id = m.group_id"
+        " where g.environment = 'PROD' and g.name = 'SPY'"
+    ).fetchone() == (1,)
+
+
+def test_an_environment_without_entries_fails_loudly(dbt_project: DbtProject):
+    conn = _connect(dbt_project)
+    cache = LegacyCache(conn).create()
+    cache.add("etf_holdings", "SPY", "SPDR", {"holdings": ["AAPL"]}, "dev")
+    cache.add("etf_holdings", "QQQ", "Invesco", {"holdings": ["AAPL"]}, "prod ")
+
+    result = dbt_project.build("test", expect_success=False)
+
+    message = failure_messages(result)
+    assert "assert_environment_has_source_entries" in message
+    reasons = conn.execute(
+        "select reason, count(*) from public_intermediate_test.int_migration_exceptions group by 1"
+    ).fetchall()
+    assert dict(reasons) == {"invalid_environment": 1}

@@ -1,0 +1,251 @@
+"""Command line: ``python -m validation <command>``.  Errors are one sentence, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+
+from validation import server
+from validation.connection import connect, describe, external_server_configured
+from validation.errors import UserFacingError
+
+ENVIRONMENTS = ("DEFAULT", "TEST", "UAT", "PROD")
+
+
+def _say(message: str) -> None:
+    print(message, flush=True)
+
+
+@contextmanager
+def _step(title: str) -> Iterator[None]:
+    """Print a step, then how long it took (progress for the long steps)."""
+    _say(f"→ {title} …")
+    started = time.perf_counter()
+    yield
+    _say(f"  done in {time.perf_counter() - started:.1f} s")
+
+
+def resolve_settings(*, start_embedded: bool) -> dict[str, str]:
+    """PG* settings to use: the caller's server when PG* variables are set, else the embedded one."""
+    if external_server_configured():
+        return {k: v for k, v in os.environ.items() if k.startswith("PG")}
+    info = server.status()
+    if info is None:
+        if not start_embedded:
+            raise UserFacingError(
+                "No PostgreSQL server is configured: set PGHOST/PGPORT/PGUSER/PGDATABASE, or start "
+                "the embedded one with 'python -m validation db start'."
+            )
+        with _step(f"starting the embedded PostgreSQL server in {server.DEFAULT_PGDATA}"):
+            info = server.start()
+    return info.settings()
+
+
+# --- db -------------------------------------------------------------------------------------
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    if args.action == "start":
+        info = server.start()
+        _say(f"embedded PostgreSQL running (pid {info.pid}), data in {info.pgdata}")
+        _say(f"  connect:  psql '{info.url()}'")
+        _say('  use it:   eval "$(python -m validation db env)"')
+        return 0
+    if args.action == "stop":
+        stopped = server.stop()
+        _say("embedded PostgreSQL stopped" if stopped else "embedded PostgreSQL was not running")
+        return 0
+    info = server.status()
+    if args.action == "status":
+        if info is None:
+            _say(f"embedded PostgreSQL: not running (data directory {server.DEFAULT_PGDATA})")
+            return 3
+        _say(f"embedded PostgreSQL: running, pid {info.pid}, socket {info.socket_dir}")
+        return 0
+    if info is None:
+        raise UserFacingError(
+            "The embedded PostgreSQL server is not running; start it with "
+            "'python -m validation db start'."
+        )
+    if args.action == "url":
+        _say(info.url())
+    else:  # env
+        for name, value in info.settings().items():
+            _say(f"export {name}={shlex.quote(value)}")
+    return 0
+
+
+# --- load-sample ----------------------------------------------------------------------------
+
+
+def cmd_load_sample(args: argparse.Namespace) -> int:
+    from validation import sample
+
+    environments = ENVIRONMENTS if args.all_environments else tuple(args.environment or ["DEFAULT"])
+    settings = resolve_settings(start_embedded=True)
+    with (
+        _step(
+            f"loading the sample cache_entries (scale {args.scale}, seed {args.seed}) into "
+            f"{describe(settings)} schema {args.schema} for {', '.join(environments)}"
+        ),
+        connect(settings) as conn,
+    ):
+        summary = sample.load_sample(
+            conn,
+            schema=args.schema,
+            environments=environments,
+            scale=args.scale,
+            seed=args.seed,
+            progress=lambda message: _say(f"  {message}"),
+        )
+    _say(f"  {summary}")
+    return 0
+
+
+# --- build / summary / demo -----------------------------------------------------------------
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from validation.dbt import run_dbt
+
+    settings = resolve_settings(start_embedded=False)
+    with _step(f"dbt build --target {args.target} on {describe(settings)}"):
+        run_dbt(["build", "--target", args.target, *args.dbt_args], settings)
+    return 0
+
+
+def migration_summary(settings: dict[str, str], environment: str, schema: str) -> list[str]:
+    """Readable lines describing what the marts hold for one environment."""
+    from psycopg import sql
+
+    groups = sql.Identifier(schema, "definition_groups")
+    memberships = sql.Identifier(schema, "group_memberships")
+    with connect(settings) as conn:
+        per_type = conn.execute(
+            sql.SQL(
+                "select type, count(*) from {} where environment = %s group by type order by type"
+            ).format(groups),
+            (environment,),
+        ).fetchall()
+        totals = conn.execute(
+            sql.SQL(
+                "select count(*), count(distinct symbol) from {} m join {} g on g.id = m.group_id "
+                "where g.environment = %s"
+            ).format(memberships, groups),
+            (environment,),
+        ).fetchone()
+    assert totals is not None
+    lines = [f"environment {environment}:"]
+    lines.append("  groups: " + ", ".join(f"{kind} {count}" for kind, count in per_type))
+    lines.append(f"  memberships: {totals[0]:,}; distinct symbols: {totals[1]:,}")
+    return lines
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from validation import sample
+    from validation.dbt import run_dbt
+
+    embedded = not external_server_configured()
+    settings = resolve_settings(start_embedded=True)
+    schema = os.environ.get("DBT_SCHEMA", "public")
+    with (
+        _step(f"loading the sample cache_entries into {describe(settings)}"),
+        connect(settings) as conn,
+    ):
+        sample.load_sample(
+            conn, schema="public", environments=("DEFAULT",), progress=lambda m: _say(f"  {m}")
+        )
+    with _step("dbt build --target default (seed, models, tests, unit tests)"):
+        run_dbt(["build", "--target", "default"], settings)
+    _say("")
+    for line in migration_summary(settings, "DEFAULT", schema):
+        _say(line)
+    _say("")
+    _say("  dbt artifacts: target/ (run_results.json, manifest.json); logs: logs/dbt.log")
+    if embedded:
+        info = server.status()
+        assert info is not None
+        _say(f"  connect:     psql '{info.url()}'")
+        _say("  stop server: python -m validation db stop")
+    else:
+        _say(f"  connect:     psql (your PG* settings: {describe(settings)})")
+    return 0
+
+
+# --- wiring ---------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m validation",
+        description=(
+            "Validation harness of the cache_entries → definition_groups / group_memberships "
+            "migration. Connection settings come from the PG* variables; without them the "
+            "project's embedded PostgreSQL is used."
+        ),
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    db = commands.add_parser("db", help="manage the embedded PostgreSQL server")
+    db.add_argument("action", choices=["start", "stop", "status", "url", "env"])
+    db.set_defaults(handler=cmd_db)
+
+    load = commands.add_parser("load-sample", help="load the deterministic sample cache_entries")
+    load.add_argument("--schema", default="public", help="schema of cache_entries (default public)")
+    load.add_argument(
+        "--environment",
+        action="append",
+        choices=ENVIRONMENTS,
+        help="environment to load (repeatable; default DEFAULT)",
+    )
+    load.add_argument("--all-environments", action="store_true", help="load all four")
+    load.add_argument("--scale", type=_positive_int, default=1, help="multiply ETFs, themes, symbols")
+    load.add_argument("--seed", type=int, default=59, help="random seed (default 59)")
+    load.set_defaults(handler=cmd_load_sample)
+
+    build = commands.add_parser("build", help="run dbt build for one environment")
+    build.add_argument("--target", choices=["default", "test", "uat", "prod"], default="default")
+    build.add_argument("dbt_args", nargs=argparse.REMAINDER, help="extra dbt arguments")
+    build.set_defaults(handler=cmd_build)
+
+    demo = commands.add_parser(
+        "demo", help="start the server, load the sample, build, validate and summarise"
+    )
+    demo.set_defaults(handler=cmd_demo)
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    warnings.filterwarnings("ignore", module="platformdirs")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except UserFacingError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a last resort: one sentence, with where to look
+        import psycopg
+
+        if isinstance(exc, psycopg.Error):
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            print(f"error: the database refused the operation: {first}", file=sys.stderr)
+            return 2
+        raise
