@@ -67,7 +67,7 @@
             null::numeric(5, 4) as weight,
             null::jsonb as metadata,
             null::timestamp as added_at
-        limit 0
+        where false
         {%- else %}
         {{ existing_memberships_sql(memberships_relation, groups_relation) | indent(8) }}
         {%- endif %}

@@ -59,14 +59,17 @@ entries_with_member_lists as (
     select
         *,
         case member_source
-            when 'holdings' then case when jsonb_typeof(entry_value -> 'holdings') = 'array' then 'holdings' end
+            when
+                'holdings'
+                then case when jsonb_typeof(entry_value -> 'holdings') = 'array' then 'holdings' end
             when 'symbols' then case when jsonb_typeof(entry_value -> 'symbols') = 'array' then 'symbols' end
-            when 'universe' then case
-                when entry_value_json_type = 'array' then '(value)'
-                when jsonb_typeof(entry_value -> 'symbols') = 'array' then 'symbols'
-                when jsonb_typeof(entry_value -> 'stocks') = 'array' then 'stocks'
-                when jsonb_typeof(entry_value -> 'etfs') = 'array' then 'etfs'
-            end
+            when 'universe'
+                then case
+                    when entry_value_json_type = 'array' then '(value)'
+                    when jsonb_typeof(entry_value -> 'symbols') = 'array' then 'symbols'
+                    when jsonb_typeof(entry_value -> 'stocks') = 'array' then 'stocks'
+                    when jsonb_typeof(entry_value -> 'etfs') = 'array' then 'etfs'
+                end
             when 'stock_metadata' then case when entry_value_json_type = 'object' then '(stock_metadata)' end
         end as member_list_path
 
@@ -108,7 +111,7 @@ name_claims as (
         cache_entry_id,
         row_number() over (
             partition by group_type, group_name
-            order by (group_name = entry_key) desc, cache_type, entry_key
+            order by (group_name = entry_key) desc, cache_type, entry_key asc
         ) as name_claim_rank
 
     from checked_entries

@@ -36,7 +36,8 @@ list_elements as (
         listed.element
 
     from group_entries
-    cross join lateral
+    cross join
+        lateral
         jsonb_array_elements(group_entries.member_list) with ordinality as listed (element, ordinality)
     where group_entries.member_list_path not in ('(stock_metadata)')
 
@@ -55,12 +56,13 @@ parsed_list_elements as (
         end as raw_symbol,
         case
             when jsonb_typeof(element) <> 'object' then null
-            when element ? 'weight' then case
-                when jsonb_typeof(element -> 'weight') = 'number' then case
-                    when (element ->> 'weight')::numeric between 0 and 1
-                        then round((element ->> 'weight')::numeric, 4)
+            when element ? 'weight'
+                then case
+                    when jsonb_typeof(element -> 'weight') = 'number' then case
+                        when (element ->> 'weight')::numeric between 0 and 1
+                            then round((element ->> 'weight')::numeric, 4)
+                    end
                 end
-            end
             when element ? 'weight_pct' then case
                 when jsonb_typeof(element -> 'weight_pct') = 'number' then case
                     when (element ->> 'weight_pct')::numeric between 0 and 100

@@ -188,7 +188,9 @@ element_exceptions as (
             when 'duplicate_in_group'
                 then format('%s already appears earlier in this group', member_elements.symbol)
             when 'invalid_weight'
-                then 'weight is not a number in [0, 1] (weight) or [0, 100] (weight_pct); kept with a NULL weight'
+                then
+                    'weight is not a number in [0, 1] (weight) or [0, 100] (weight_pct); '
+                    || 'kept with a NULL weight'
         end as detail
 
     from member_elements

@@ -71,7 +71,7 @@ sector_matches as (
             lower(replace(sector_groups.sector_key, '_', ' '))
         )
     order by
-        ranked_stocks.cache_entry_id,
+        ranked_stocks.cache_entry_id asc,
         (lower(ranked_stocks.sector_label) = lower(sector_groups.sector_key)) desc,
         sector_groups.sector_key
 

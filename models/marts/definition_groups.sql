@@ -41,18 +41,18 @@ existing_groups as (
     from {{ this }}
     where environment = '{{ environment }}' and metadata ? 'source'
     {%- else %}
-    select
-        null::integer as id,
-        null::timestamp as created_at,
-        null::varchar(100) as name,
-        null::varchar(50) as type,
-        null::text as description,
-        null::jsonb as metadata,
-        null::jsonb as liquidity_filter,
-        null::timestamp as last_update,
-        null::text as source_type,
-        null::text as source_key
-    limit 0
+        select
+            null::integer as id,
+            null::timestamp as created_at,
+            null::varchar(100) as name,
+            null::varchar(50) as type,
+            null::text as description,
+            null::jsonb as metadata,
+            null::jsonb as liquidity_filter,
+            null::timestamp as last_update,
+            null::text as source_type,
+            null::text as source_key
+        where false
     {%- endif %}
 
 ),

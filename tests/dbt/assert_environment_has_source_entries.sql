@@ -37,7 +37,9 @@ environments_present as (
         string_agg(format('%L: %s', raw_environment, entries), ', ' order by raw_environment)
             as present
     from (
-        select raw_environment, count(*) as entries
+        select
+            raw_environment,
+            count(*) as entries
         from mapped_entries
         group by raw_environment
     ) as counted

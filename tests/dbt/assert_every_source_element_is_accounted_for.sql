@@ -56,14 +56,16 @@ list_entries as (
         cache_entries.cache_type,
         cache_entries.entry_key,
         case cache_type_mappings.member_source
-            when 'holdings' then case
-                when jsonb_typeof(cache_entries.entry_value -> 'holdings') = 'array'
-                    then jsonb_array_length(cache_entries.entry_value -> 'holdings')
-            end
-            when 'symbols' then case
-                when jsonb_typeof(cache_entries.entry_value -> 'symbols') = 'array'
-                    then jsonb_array_length(cache_entries.entry_value -> 'symbols')
-            end
+            when 'holdings'
+                then case
+                    when jsonb_typeof(cache_entries.entry_value -> 'holdings') = 'array'
+                        then jsonb_array_length(cache_entries.entry_value -> 'holdings')
+                end
+            when 'symbols'
+                then case
+                    when jsonb_typeof(cache_entries.entry_value -> 'symbols') = 'array'
+                        then jsonb_array_length(cache_entries.entry_value -> 'symbols')
+                end
             when 'universe' then case
                 when jsonb_typeof(cache_entries.entry_value) = 'array'
                     then jsonb_array_length(cache_entries.entry_value)
@@ -161,7 +163,8 @@ stock_accounts as (
         ) as memberships,
         (
             select count(*) from exceptions
-            where exceptions.cache_type = 'stock_metadata' and exceptions.severity = 'error'
+            where
+                exceptions.cache_type = 'stock_metadata' and exceptions.severity = 'error'
                 and exceptions.reason <> 'invalid_environment'
         ) as dropped_elements
 
@@ -191,7 +194,7 @@ environment_violations as (
     where
         not cache_entries.is_known_environment
         and (
-            cache_entries.cache_type in (select cache_type from cache_type_mappings)
+            cache_entries.cache_type in (select mapped.cache_type from cache_type_mappings as mapped)
             or cache_entries.cache_type = 'stock_metadata'
         )
         and not exists (

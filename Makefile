@@ -1,0 +1,48 @@
+# Two commands set up everything on a fresh machine: `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export DO_NOT_TRACK := 1
+export DBT_SEND_ANONYMOUS_USAGE_STATS := false
+
+.PHONY: setup demo test lint test-embedded test-service docs clean stop
+
+# A virtualenv with the exact pinned versions (requirements.lock, from pyproject.toml).
+$(VENV)/.installed: requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
+	touch $@
+
+# The dbt profile reads every setting from PG* variables; it holds no secret.
+profiles.yml: profiles.example.yml
+	cp -n profiles.example.yml profiles.yml || true
+	touch profiles.yml
+
+setup: $(VENV)/.installed profiles.yml
+
+## demo: embedded PostgreSQL (unless PG* point elsewhere), sample data, dbt build, validation.
+demo: setup
+	$(BIN)/python -m validation demo
+
+## test: quality gates, then the whole suite on embedded PostgreSQL 18 and on the 15 service.
+test: setup lint test-embedded test-service
+
+lint: setup
+	$(BIN)/ruff check validation tests
+	$(BIN)/ruff format --check validation tests
+	$(BIN)/dbt parse --warn-error --quiet
+	$(BIN)/sqlfluff lint models tests/dbt analyses --disable-progress-bar --nocolor
+
+test-embedded: setup
+	$(BIN)/pytest --pg embedded
+
+test-service: setup
+	$(BIN)/pytest --pg service -m db
+
+stop: setup
+	$(BIN)/python -m validation db stop
+
+clean:
+	rm -rf target logs reports .pytest_cache .ruff_cache
