@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 BASE_TIME = datetime(2025, 12, 5, 10, 0, tzinfo=UTC)
 
@@ -130,7 +131,13 @@ def small_cache(cache: LegacyCache, environment: str = "DEFAULT") -> LegacyCache
          "last_updated": "2025-12-05T10:00:00"},
         environment,
     )  # fmt: skip
-    add("etf_holdings", "XLE", "Energy Select Sector SPDR", {"holdings": ["XOM", "CVX"]}, environment)
+    add(
+        "etf_holdings",
+        "XLE",
+        "Energy Select Sector SPDR",
+        {"holdings": ["XOM", "CVX"]},
+        environment,
+    )
     add(
         "theme_definition", "crypto_miners", "Bitcoin & Cryptocurrency Miners",
         {"description": "Bitcoin miners", "symbols": ["MARA", "RIOT", "CLSK"],
@@ -226,9 +233,10 @@ def published(conn: psycopg.Connection) -> Published:
 
 def table_fingerprint(conn: psycopg.Connection, table: str) -> str:
     """md5 over every column of every row, in id order (any change shows)."""
-    row = conn.execute(
-        f"select md5(coalesce(string_agg(t::text, '|' order by t.id), '')) from public.{table} t"  # noqa: S608
-    ).fetchone()
+    query = sql.SQL(
+        "select md5(coalesce(string_agg(t::text, '|' order by t.id), '')) from {} t"
+    ).format(sql.Identifier("public", table))
+    row = conn.execute(query).fetchone()
     assert row is not None
     return str(row[0])
 

@@ -13,8 +13,31 @@ from legacy_cache import LegacyCache, cache_fingerprint, published, small_cache,
 def _connect(project: DbtProject) -> psycopg.Connection:
     s = project.settings
     return psycopg.connect(
-        host=s["PGHOST"], port=s["PGPORT"], user=s["PGUSER"], dbname=s["PGDATABASE"], autocommit=True
+        host=s["PGHOST"],
+        port=s["PGPORT"],
+        user=s["PGUSER"],
+        dbname=s["PGDATABASE"],
+        autocommit=True,
     )
+
+
+def _both_tables(conn: psycopg.Connection) -> tuple[str, str]:
+    groups = table_fingerprint(conn, "definition_groups")
+    return groups, table_fingerprint(conn, "group_memberships")
+
+
+def _member_count(conn: psycopg.Connection, group_id: int) -> int:
+    row = conn.execute(
+        "select count(*) from group_memberships where group_id = %s", (group_id,)
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+DEFAULT_ROWS_SQL = """
+select g.*, m.* from definition_groups g left join group_memberships m on m.group_id = g.id
+where g.environment = 'DEFAULT' order by g.id, m.id
+"""
 
 
 @pytest.fixture
@@ -38,11 +61,17 @@ def _fresh_build_of(
 def test_second_build_changes_no_row(dbt_project: DbtProject, small_legacy_cache: LegacyCache):
     dbt_project.build()
     conn = small_legacy_cache.conn
-    before = (table_fingerprint(conn, "definition_groups"), table_fingerprint(conn, "group_memberships"))
+    before = (
+        table_fingerprint(conn, "definition_groups"),
+        table_fingerprint(conn, "group_memberships"),
+    )
 
     dbt_project.build()
 
-    after = (table_fingerprint(conn, "definition_groups"), table_fingerprint(conn, "group_memberships"))
+    after = (
+        table_fingerprint(conn, "definition_groups"),
+        table_fingerprint(conn, "group_memberships"),
+    )
     assert after == before
 
 
@@ -105,11 +134,17 @@ def test_full_refresh_keeps_every_id_and_the_foreign_key(
 ):
     conn = small_legacy_cache.conn
     dbt_project.build()
-    before = (table_fingerprint(conn, "definition_groups"), table_fingerprint(conn, "group_memberships"))
+    before = (
+        table_fingerprint(conn, "definition_groups"),
+        table_fingerprint(conn, "group_memberships"),
+    )
 
     dbt_project.build(args=("--full-refresh",))
 
-    after = (table_fingerprint(conn, "definition_groups"), table_fingerprint(conn, "group_memberships"))
+    after = (
+        table_fingerprint(conn, "definition_groups"),
+        table_fingerprint(conn, "group_memberships"),
+    )
     assert after == before
     foreign_key = conn.execute(
         "select pg_get_constraintdef(oid) from pg_constraint"
@@ -128,11 +163,11 @@ def test_deleting_a_group_deletes_its_memberships(
         "select id from definition_groups where name = 'SPY' and type = 'ETF'"
     ).fetchone()
     assert spy is not None
-    assert conn.execute("select count(*) from group_memberships where group_id = %s", spy).fetchone() == (4,)
+    assert _member_count(conn, spy[0]) == 4
 
     conn.execute("delete from definition_groups where id = %s", spy)
 
-    assert conn.execute("select count(*) from group_memberships where group_id = %s", spy).fetchone() == (0,)
+    assert _member_count(conn, spy[0]) == 0
 
 
 def test_a_truncated_source_is_refused_until_overridden(
@@ -140,7 +175,10 @@ def test_a_truncated_source_is_refused_until_overridden(
 ):
     conn = small_legacy_cache.conn
     dbt_project.build()
-    before = (table_fingerprint(conn, "definition_groups"), table_fingerprint(conn, "group_memberships"))
+    before = (
+        table_fingerprint(conn, "definition_groups"),
+        table_fingerprint(conn, "group_memberships"),
+    )
     conn.execute(
         "delete from cache_entries where environment = 'DEFAULT' and type <> 'etf_holdings'"
     )
@@ -150,10 +188,7 @@ def test_a_truncated_source_is_refused_until_overridden(
     message = failure_messages(refused)
     assert "Mass-delete guard" in message
     assert "definition_groups" in message and "allow_mass_delete" in message
-    assert (
-        table_fingerprint(conn, "definition_groups"),
-        table_fingerprint(conn, "group_memberships"),
-    ) == before
+    assert _both_tables(conn) == before
 
     dbt_project.build(variables={"allow_mass_delete": True})
 
@@ -182,19 +217,13 @@ def test_an_environment_run_never_touches_another_environment(dbt_project: DbtPr
     small_cache(cache, "PROD")
     dbt_project.build("default")
     dbt_project.build("prod")
-    default_rows = conn.execute(
-        "select g.*, m.* from definition_groups g left join group_memberships m on m.group_id = g.id"
-        " where g.environment = 'DEFAULT' order by g.id, m.id"
-    ).fetchall()
+    default_rows = conn.execute(DEFAULT_ROWS_SQL).fetchall()
     cache.replace("etf_holdings", "SPY", {"holdings": ["AAPL"]}, "PROD")
     cache.remove("theme_definition", "crypto_miners", "PROD")
 
     dbt_project.build("prod")
 
-    assert conn.execute(
-        "select g.*, m.* from definition_groups g left join group_memberships m on m.group_id = g.id"
-        " where g.environment = 'DEFAULT' order by g.id, m.id"
-    ).fetchall() == default_rows
+    assert conn.execute(DEFAULT_ROWS_SQL).fetchall() == default_rows
     assert conn.execute(
         "select count(*) from group_memberships m join definition_groups g on g.id = m.group_id"
         " where g.environment = 'PROD' and g.name = 'SPY'"

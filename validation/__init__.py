@@ -1,1 +1,1 @@
-"""Validation harness for the sprint 59 relational migration (dbt project in the repository root)."""
+"""Validation harness of the sprint 59 relational migration (the dbt project is the repo root)."""

@@ -32,7 +32,7 @@ def _step(title: str) -> Iterator[None]:
 
 
 def resolve_settings(*, start_embedded: bool) -> dict[str, str]:
-    """PG* settings to use: the caller's server when PG* variables are set, else the embedded one."""
+    """PG* settings: the caller's server when PG* variables are set, else the embedded one."""
     if external_server_configured():
         return {k: v for k, v in os.environ.items() if k.startswith("PG")}
     info = server.status()
@@ -112,10 +112,13 @@ def cmd_load_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from validation.dbt import run_dbt
+    from validation.dbt import environment_run_lock, run_dbt
 
     settings = resolve_settings(start_embedded=False)
-    with _step(f"dbt build --target {args.target} on {describe(settings)}"):
+    with (
+        _step(f"dbt build --target {args.target} on {describe(settings)}"),
+        environment_run_lock(settings, args.target.upper(), say=_say),
+    ):
         run_dbt(["build", "--target", args.target, *args.dbt_args], settings)
     return 0
 
@@ -149,7 +152,7 @@ def migration_summary(settings: dict[str, str], environment: str, schema: str) -
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from validation import sample
-    from validation.dbt import run_dbt
+    from validation.dbt import environment_run_lock, run_dbt
 
     embedded = not external_server_configured()
     settings = resolve_settings(start_embedded=True)
@@ -161,7 +164,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         sample.load_sample(
             conn, schema="public", environments=("DEFAULT",), progress=lambda m: _say(f"  {m}")
         )
-    with _step("dbt build --target default (seed, models, tests, unit tests)"):
+    with (
+        _step("dbt build --target default (seed, models, tests, unit tests)"),
+        environment_run_lock(settings, "DEFAULT", say=_say),
+    ):
         run_dbt(["build", "--target", "default"], settings)
     _say("")
     for line in migration_summary(settings, "DEFAULT", schema):
@@ -205,7 +211,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="environment to load (repeatable; default DEFAULT)",
     )
     load.add_argument("--all-environments", action="store_true", help="load all four")
-    load.add_argument("--scale", type=_positive_int, default=1, help="multiply ETFs, themes, symbols")
+    load.add_argument(
+        "--scale", type=_positive_int, default=1, help="multiply ETFs, themes, symbols"
+    )
     load.add_argument("--seed", type=int, default=59, help="random seed (default 59)")
     load.set_defaults(handler=cmd_load_sample)
 

@@ -15,7 +15,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def external_server_configured(environ: Mapping[str, str] | None = None) -> bool:
-    """True when the caller pointed libpq at a server of their own (PGHOST, PGPORT or PGDATABASE)."""
+    """True when PGHOST, PGPORT or PGDATABASE point libpq at a server of the caller's."""
     env = os.environ if environ is None else environ
     return any(env.get(name) for name in ("PGHOST", "PGPORT", "PGDATABASE"))
 

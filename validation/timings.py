@@ -1,0 +1,114 @@
+"""Client-side query timings with psycopg: a warm-up, then enough runs for a median and a p95.
+
+No Great Expectations here (it has no timing expectation): the figures go into a pandas DataFrame
+that validation/validate.py checks against the budgets of the expectations file.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+
+@dataclass(frozen=True)
+class Relation:
+    """A table or view named in dbt's manifest."""
+
+    database: str
+    schema: str
+    name: str
+
+    def identifier(self) -> sql.Identifier:
+        return sql.Identifier(self.schema, self.name)
+
+    def __str__(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+
+@dataclass(frozen=True)
+class TimedQuery:
+    """One query to time: its statement (psycopg placeholders) and its parameters."""
+
+    name: str
+    kind: str  # "analyst" (the spec's three queries) or "validation" (what the suite runs)
+    statement: sql.Composable
+    params: Mapping[str, Any] | Sequence[Any]
+
+
+@dataclass(frozen=True)
+class QueryTiming:
+    name: str
+    kind: str
+    runs: int
+    rows: int
+    p50_ms: float
+    p95_ms: float
+    max_ms: float
+
+
+def analyst_queries(
+    groups: Relation, memberships: Relation, environment: str, *, etf_name: str, symbol: str
+) -> list[TimedQuery]:
+    """The spec's three analyst queries, word for word but for the manifest's relation names."""
+    names = {"groups": groups.identifier(), "memberships": memberships.identifier()}
+    etf_holdings = sql.SQL(
+        "select gm.symbol from {memberships} gm join {groups} dg on dg.id = gm.group_id"
+        " where dg.name = %s and dg.type = 'ETF' and dg.environment = %s"
+    ).format(**names)
+    symbol_etfs = sql.SQL(
+        "select dg.name from {groups} dg join {memberships} gm on gm.group_id = dg.id"
+        " where gm.symbol = %s and dg.type = 'ETF' and dg.environment = %s"
+    ).format(**names)
+    sector_filter = sql.SQL(
+        "select dg.name, count(distinct gm.symbol) from {groups} dg"
+        " join {memberships} gm on gm.group_id = dg.id"
+        " where dg.type = 'SECTOR' and dg.environment = %s group by dg.name"
+    ).format(**names)
+    return [
+        TimedQuery("etf_holdings", "analyst", etf_holdings, (etf_name, environment)),
+        TimedQuery("symbol_etfs", "analyst", symbol_etfs, (symbol, environment)),
+        TimedQuery("sector_filter", "analyst", sector_filter, (environment,)),
+    ]
+
+
+def percentile(samples: Sequence[float], fraction: float) -> float:
+    """Linear-interpolated percentile (numpy's default method) of a non-empty sample."""
+    ordered = sorted(samples)
+    position = (len(ordered) - 1) * fraction
+    low, high = math.floor(position), math.ceil(position)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def measure(
+    conn: psycopg.Connection[Any], query: TimedQuery, *, warmup: int, runs: int
+) -> QueryTiming:
+    """Run the query `warmup` times untimed, then `runs` times, each fetched to the last row."""
+    if runs < 1:
+        raise ValueError("runs must be at least 1")
+    rows = 0
+    with conn.cursor() as cur:
+        for _ in range(warmup):
+            cur.execute(query.statement, query.params)
+            cur.fetchall()
+        samples = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            cur.execute(query.statement, query.params)
+            rows = len(cur.fetchall())
+            samples.append((time.perf_counter() - started) * 1000)
+    return QueryTiming(
+        name=query.name,
+        kind=query.kind,
+        runs=runs,
+        rows=rows,
+        p50_ms=statistics.median(samples),
+        p95_ms=percentile(samples, 0.95),
+        max_ms=max(samples),
+    )
