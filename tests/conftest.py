@@ -257,3 +257,45 @@ def reference_project(
     settings = pg_server.recreate_database(name)
     yield DbtProject(settings, dbt_work_dir, _session_manifests)
     pg_server.drop_database(name)
+
+
+@dataclass(frozen=True)
+class BuiltSample:
+    """A database holding the DEFAULT sample cache and the tables one build made of it."""
+
+    project: DbtProject
+    settings: Mapping[str, str]
+    build_seconds: float
+
+    def connect(self) -> psycopg.Connection:
+        s = self.settings
+        return psycopg.connect(
+            host=s["PGHOST"],
+            port=s["PGPORT"],
+            user=s["PGUSER"],
+            dbname=s["PGDATABASE"],
+            autocommit=True,
+        )
+
+
+@pytest.fixture(scope="session")
+def built_sample(
+    pg_server: PgServer,
+    dbt_work_dir: Path,
+    _session_manifests: dict[str, Any],
+) -> Iterator[BuiltSample]:
+    """The real-scale sample (scale 1, DEFAULT), loaded and built once per session.
+
+    Read-only for tests: a test that changes data builds its own database.
+    """
+    from validation import sample
+
+    name = f"sprint59_sample_{os.getpid()}"
+    settings = pg_server.recreate_database(name)
+    project = DbtProject(settings, dbt_work_dir, _session_manifests)
+    with pg_server.connect(name, autocommit=True) as conn:
+        sample.load_sample(conn, schema="public", environments=("DEFAULT",))
+    started = time.perf_counter()
+    project.build("default")
+    yield BuiltSample(project, settings, time.perf_counter() - started)
+    pg_server.drop_database(name)

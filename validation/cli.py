@@ -143,10 +143,26 @@ def migration_summary(settings: dict[str, str], environment: str, schema: str) -
             ).format(memberships, groups),
             (environment,),
         ).fetchone()
+        exceptions_table = sql.Identifier(
+            f"{schema}_intermediate_{environment.lower()}", "int_migration_exceptions"
+        )
+        exceptions = conn.execute(
+            sql.SQL(
+                "select severity, reason, count(*) from {} group by 1, 2 order by 1, 3 desc"
+            ).format(exceptions_table)
+        ).fetchall()
     assert totals is not None
     lines = [f"environment {environment}:"]
     lines.append("  groups: " + ", ".join(f"{kind} {count}" for kind, count in per_type))
     lines.append(f"  memberships: {totals[0]:,}; distinct symbols: {totals[1]:,}")
+    described = ", ".join(
+        f"{reason} {count} ({severity})" for severity, reason, count in exceptions
+    )
+    lines.append(f"  exceptions: {described or 'none'}")
+    lines.append(
+        f"    (one row each, with the reason, in {schema}_intermediate_{environment.lower()}"
+        ".int_migration_exceptions)"
+    )
     return lines
 
 
