@@ -41,6 +41,11 @@ test-embedded: setup
 test-service: setup
 	$(BIN)/pytest --pg service -m db
 
+## docs: generate the dbt docs (models, columns, lineage) and serve them on http://localhost:8080
+docs: setup
+	@if [ -z "$$PGHOST$$PGPORT$$PGDATABASE" ]; then eval "$$($(BIN)/python -m validation db env)"; fi; \
+	  $(BIN)/dbt docs generate && $(BIN)/dbt docs serve --port 8080 --no-browser
+
 stop: setup
 	$(BIN)/python -m validation db stop
 

@@ -183,7 +183,7 @@ class DbtProject:
     ) -> Any:
         from dbt.cli.main import dbtRunner
 
-        argv = [command, *self._common(target), *args]
+        argv = [*command.split(), *self._common(target), *args]
         if variables:
             argv += ["--vars", json.dumps(dict(variables))]
         manifest = None if variables else self._manifest(target)

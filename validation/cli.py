@@ -200,6 +200,27 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_query(args: argparse.Namespace) -> int:
+    from validation.query import ask, render
+
+    needed = {"etf": 1, "theme": 1, "symbol": 1, "overlap": 2, "sector": 0}[args.question]
+    if len(args.names) < needed or len(args.names) > max(needed, 1):
+        raise UserFacingError(
+            f"'query {args.question}' takes {needed or 'an optional'} name"
+            f"{'s' if needed > 1 else ''}; e.g. 'query etf SPY', 'query overlap SPY VOO'."
+        )
+    settings = resolve_settings(start_embedded=False)
+    answer = ask(
+        settings,
+        args.question,
+        args.names,
+        environment=args.target.upper(),
+        schema=args.schema or os.environ.get("DBT_SCHEMA", "public"),
+    )
+    _say(render(answer, args.format))
+    return 0
+
+
 # --- wiring ---------------------------------------------------------------------------------
 
 
@@ -237,6 +258,18 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--target", choices=["default", "test", "uat", "prod"], default="default")
     build.add_argument("dbt_args", nargs=argparse.REMAINDER, help="extra dbt arguments")
     build.set_defaults(handler=cmd_build)
+
+    query = commands.add_parser(
+        "query",
+        help="ask the migrated tables: etf SPY | symbol AAPL | sector [KEY] | theme KEY | "
+        "overlap SPY VOO",
+    )
+    query.add_argument("question", choices=["etf", "symbol", "sector", "theme", "overlap"])
+    query.add_argument("names", nargs="*", help="ETF, symbol, sector or theme name(s)")
+    query.add_argument("--target", choices=["default", "test", "uat", "prod"], default="default")
+    query.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    query.add_argument("--schema", help="schema of the tables (default $DBT_SCHEMA or public)")
+    query.set_defaults(handler=cmd_query)
 
     demo = commands.add_parser(
         "demo", help="start the server, load the sample, build, validate and summarise"

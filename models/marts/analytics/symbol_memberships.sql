@@ -1,0 +1,51 @@
+{%- set environment = migration_environment() -%}
+
+with
+
+definition_groups as (
+
+    select * from {{ ref('definition_groups') }}
+    where environment = '{{ environment }}'
+
+),
+
+group_memberships as (
+
+    select * from {{ ref('group_memberships') }}
+
+),
+
+memberships as (
+
+    select
+        definition_groups.environment,
+        group_memberships.symbol,
+        definition_groups.type,
+        definition_groups.name,
+        group_memberships.metadata
+    from group_memberships
+    inner join definition_groups
+        on group_memberships.group_id = definition_groups.id
+
+),
+
+symbols as (
+
+    select
+        environment,
+        symbol,
+        coalesce(array_agg(name order by name) filter (where type = 'ETF'), '{}') as etfs,
+        coalesce(array_agg(name order by name) filter (where type = 'THEME'), '{}') as themes,
+        min(name) filter (where type = 'SECTOR') as sector,
+        min(metadata ->> 'industry') filter (where type = 'SECTOR') as industry,
+        coalesce(array_agg(name order by name) filter (where type = 'CUSTOM'), '{}')
+            as custom_groups,
+        count(*) filter (where type = 'ETF') as etf_count,
+        count(*) filter (where type = 'THEME') as theme_count,
+        count(*) as group_count
+    from memberships
+    group by environment, symbol
+
+)
+
+select * from symbols

@@ -1,0 +1,218 @@
+"""The analyst models, the analyses, the documentation and the query command."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import psycopg
+import pytest
+from conftest import BuiltSample, DbtProject
+from legacy_cache import LegacyCache, small_cache
+
+from validation.cli import main
+
+
+@pytest.fixture
+def small_cache_built(dbt_project: DbtProject) -> psycopg.Connection:
+    """The compact cache in DEFAULT and PROD, with DEFAULT then PROD built."""
+    s = dbt_project.settings
+    conn = psycopg.connect(
+        host=s["PGHOST"],
+        port=s["PGPORT"],
+        user=s["PGUSER"],
+        dbname=s["PGDATABASE"],
+        autocommit=True,
+    )
+    cache = LegacyCache(conn).create()
+    small_cache(cache, "DEFAULT")
+    small_cache(cache, "PROD")
+    dbt_project.build("default")
+    dbt_project.build("prod")
+    return conn
+
+
+def test_symbol_memberships_gather_every_group_of_a_symbol(small_cache_built: psycopg.Connection):
+    rows = small_cache_built.execute(
+        "select symbol, etfs, themes, sector, industry, custom_groups, etf_count, theme_count,"
+        " group_count from symbol_memberships where environment = 'DEFAULT'"
+        " and symbol in ('AAPL', 'NVDA', 'MARA') order by symbol"
+    ).fetchall()
+    assert rows == [
+        ("AAPL", ["QQQ", "SPY"], [], "information_technology", "Hardware",
+         ["index_sp500", "market_leaders"], 2, 0, 5),
+        ("MARA", [], ["crypto_miners"], None, None, ["theme_crypto"], 0, 1, 2),
+        ("NVDA", ["QQQ", "SPY"], ["ai_machine_learning"], "information_technology",
+         "Semiconductors", ["index_sp500"], 2, 1, 5),
+    ]  # fmt: skip
+
+
+def test_group_summary_counts_members_and_weight_coverage(small_cache_built: psycopg.Connection):
+    rows = small_cache_built.execute(
+        "select name, member_count, weighted_member_count, weight_coverage, total_weight,"
+        " source_type, source_key from group_summary where environment = 'DEFAULT'"
+        " and name in ('QQQ', 'SPY', 'energy') order by name"
+    ).fetchall()
+    assert rows == [
+        ("QQQ", 3, 3, Decimal("1.0000"), Decimal("0.3050"), "etf_holdings", "QQQ"),
+        ("SPY", 4, 0, Decimal("0.0000"), None, "etf_holdings", "SPY"),
+        ("energy", 2, 0, Decimal("0.0000"), None, "sector_industry_map", "energy"),
+    ]
+
+
+def test_etf_overlap_is_stored_in_both_directions(small_cache_built: psycopg.Connection):
+    rows = small_cache_built.execute(
+        "select etf, other_etf, shared_symbols, share_of_etf, share_of_other_etf, weighted_overlap"
+        " from etf_overlap where environment = 'DEFAULT' order by etf, other_etf"
+    ).fetchall()
+    assert rows == [
+        ("QQQ", "SPY", 3, Decimal("1.0000"), Decimal("0.7500"), None),
+        ("SPY", "QQQ", 3, Decimal("0.7500"), Decimal("1.0000"), None),
+        ("SPY", "XLE", 1, Decimal("0.2500"), Decimal("0.5000"), None),
+        ("XLE", "SPY", 1, Decimal("0.5000"), Decimal("0.2500"), None),
+    ]
+
+
+def test_a_run_refreshes_only_its_own_environment_in_the_analyst_models(
+    dbt_project: DbtProject, small_cache_built: psycopg.Connection
+):
+    conn = small_cache_built
+    LegacyCache(conn).replace("etf_holdings", "SPY", {"holdings": ["AAPL"]}, "PROD")
+
+    dbt_project.build("prod")
+
+    counts = dict(
+        conn.execute(
+            "select environment, member_count from group_summary where name = 'SPY'"
+        ).fetchall()
+    )
+    assert counts == {"DEFAULT": 4, "PROD": 1}
+
+
+def test_spy_and_voo_overlap_on_the_sample(built_sample: BuiltSample):
+    with built_sample.connect() as conn:
+        row = conn.execute(
+            "select shared_symbols, etf_holdings, other_etf_holdings from etf_overlap"
+            " where environment = 'DEFAULT' and etf = 'SPY' and other_etf = 'VOO'"
+        ).fetchone()
+        expected = conn.execute(
+            "select count(*) from (select jsonb_array_elements_text(value -> 'holdings')"
+            " from cache_entries where type = 'etf_holdings' and key = 'SPY'"
+            " and environment = 'DEFAULT'"
+            " intersect select jsonb_array_elements_text(value -> 'holdings')"
+            " from cache_entries where type = 'etf_holdings' and key = 'VOO'"
+            " and environment = 'DEFAULT') both_funds"
+        ).fetchone()
+    assert row is not None and expected is not None
+    assert row == (expected[0], 504, 505)
+
+
+# --- documentation ---------------------------------------------------------------------------
+
+
+def test_every_model_and_column_is_described(built_sample: BuiltSample):
+    """Against the catalog, so a column that exists in the database but not in YAML fails too."""
+    built_sample.project.invoke("docs generate")
+    target = Path(built_sample.project.work_dir) / "target-default"
+    manifest = json.loads((target / "manifest.json").read_text())
+    catalog = json.loads((target / "catalog.json").read_text())
+    missing: list[str] = []
+    for unique_id, node in catalog["nodes"].items():
+        declared = manifest["nodes"][unique_id]
+        if not declared.get("description", "").strip():
+            missing.append(unique_id)
+        for column in node["columns"]:
+            described = declared["columns"].get(column, {}).get("description", "").strip()
+            if not described:
+                missing.append(f"{unique_id}.{column}")
+    for unique_id, source in manifest["sources"].items():
+        if not source.get("description", "").strip():
+            missing.append(unique_id)
+    assert missing == []
+    assert (target / "index.html").exists()
+
+
+def test_analyses_compile_to_the_spec_queries(built_sample: BuiltSample):
+    built_sample.project.invoke(
+        "compile", args=("--select", "resource_type:analysis"), variables={"etf": "QQQ"}
+    )
+    compiled = Path(built_sample.project.work_dir) / "target-default" / "compiled"
+    holdings = next(compiled.rglob("etf_holdings.sql")).read_text()
+    assert "definition_groups.name = 'QQQ'" in holdings
+    with built_sample.connect() as conn:
+        assert len(conn.execute(holdings).fetchall()) == 102
+
+
+# --- the query command -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def sample_environment(built_sample: BuiltSample, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PG* variables pointing the command line at the built sample."""
+    for name, value in built_sample.settings.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("DBT_SCHEMA", "public")
+
+
+@pytest.mark.usefixtures("sample_environment")
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["etf", "qqq"], "ETF QQQ in DEFAULT: 102 members"),
+        (["symbol", "AAPL"], "DIA IWB IWV QQQ SCHG SPY VOO VTI VUG XLK"),
+        (["sector"], "information_technology"),
+        (["sector", "energy"], "SECTOR energy in DEFAULT"),
+        (["theme", "crypto_miners"], "THEME crypto_miners in DEFAULT: 9 members"),
+        (["overlap", "SPY", "VOO"], "overlap of SPY and VOO in DEFAULT"),
+    ],
+)
+def test_query_answers_each_question(
+    argv: list[str], expected: str, capsys: pytest.CaptureFixture[str]
+):
+    assert main(["query", *argv]) == 0
+    assert expected in capsys.readouterr().out
+
+
+@pytest.mark.usefixtures("sample_environment")
+def test_query_formats_csv_and_json(capsys: pytest.CaptureFixture[str]):
+    assert main(["query", "theme", "crypto_miners", "--format", "csv"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "symbol,position" and len(lines) == 10
+    assert main(["query", "overlap", "SPY", "VOO", "--format", "json"]) == 0
+    [record] = json.loads(capsys.readouterr().out)
+    assert record["etf_holdings"] == 504 and record["other_etf_holdings"] == 505
+
+
+@pytest.mark.usefixtures("sample_environment")
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["etf", "SPX"], "No ETF named 'SPX' in DEFAULT; did you mean SPY"),
+        (["symbol", "NOPE1"], "Symbol 'NOPE1' is in no group of DEFAULT"),
+        (["theme", "crypto"], "No THEME named 'crypto' in DEFAULT"),
+        (["overlap", "SPY", "ZZZZ"], "No ETF named 'ZZZZ'"),
+        (["etf", "SPY", "--target", "uat"], "Environment UAT has no migrated groups"),
+        (["overlap", "SPY"], "'query overlap' takes 2 names"),
+    ],
+)
+def test_query_errors_are_one_clear_sentence(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+):
+    assert main(["query", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_query_without_tables_says_to_build(
+    fresh_database: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+):
+    for name, value in fresh_database.items():
+        monkeypatch.setenv(name, value)
+    assert main(["query", "etf", "SPY"]) == 2
+    assert "build it first with 'python -m validation build --target default'" in (
+        capsys.readouterr().err
+    )

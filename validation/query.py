@@ -1,0 +1,241 @@
+"""``python -m validation query``: the analysts' questions, answered from the migrated tables."""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import io
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from validation.connection import connect
+from validation.errors import UserFacingError
+
+FORMATS = ("table", "csv", "json")
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A titled result set."""
+
+    title: str
+    columns: Sequence[str]
+    rows: Sequence[Sequence[Any]]
+
+
+def _relation(schema: str, name: str) -> sql.Identifier:
+    return sql.Identifier(schema, name)
+
+
+def _fetch(
+    conn: psycopg.Connection, query: sql.Composable, params: Sequence[Any]
+) -> tuple[list[str], list[tuple[Any, ...]]]:
+    cur = conn.execute(query, params)
+    columns = [c.name for c in cur.description or []]
+    return columns, cur.fetchall()
+
+
+def _require_environment(conn: psycopg.Connection, schema: str, environment: str) -> None:
+    try:
+        row = conn.execute(
+            sql.SQL("select count(*) from {} where environment = %s").format(
+                _relation(schema, "definition_groups")
+            ),
+            (environment,),
+        ).fetchone()
+    except psycopg.errors.UndefinedTable as exc:
+        raise UserFacingError(
+            f"There is no {schema}.definition_groups table; build it first with "
+            f"'python -m validation build --target {environment.lower()}'."
+        ) from exc
+    if not row or row[0] == 0:
+        raise UserFacingError(
+            f"Environment {environment} has no migrated groups; build it with "
+            f"'python -m validation build --target {environment.lower()}'."
+        )
+
+
+def _unknown(conn: psycopg.Connection, schema: str, environment: str, kind: str, name: str) -> str:
+    names = [
+        r[0]
+        for r in conn.execute(
+            sql.SQL("select name from {} where environment = %s and type = %s").format(
+                _relation(schema, "definition_groups")
+            ),
+            (environment, kind),
+        ).fetchall()
+    ]
+    close = difflib.get_close_matches(name, names, n=3)
+    hint = f"; did you mean {', '.join(close)}?" if close else f" ({len(names)} {kind}s exist)."
+    return f"No {kind} named {name!r} in {environment}{hint}"
+
+
+def _group_members(
+    conn: psycopg.Connection, schema: str, environment: str, kind: str, name: str
+) -> Answer:
+    columns, rows = _fetch(
+        conn,
+        sql.SQL(
+            "select m.symbol, m.weight, (m.metadata ->> 'position')::int as position,"
+            " m.metadata ->> 'industry' as industry"
+            " from {memberships} m join {groups} g on g.id = m.group_id"
+            " where g.environment = %s and g.type = %s and g.name = %s"
+            " order by position nulls last, m.symbol"
+        ).format(
+            memberships=_relation(schema, "group_memberships"),
+            groups=_relation(schema, "definition_groups"),
+        ),
+        (environment, kind, name),
+    )
+    if not rows:
+        exists = conn.execute(
+            sql.SQL("select 1 from {} where environment = %s and type = %s and name = %s").format(
+                _relation(schema, "definition_groups")
+            ),
+            (environment, kind, name),
+        ).fetchone()
+        if not exists:
+            raise UserFacingError(_unknown(conn, schema, environment, kind, name))
+    keep = [i for i, c in enumerate(columns) if any(r[i] is not None for r in rows)] or [0]
+    return Answer(
+        f"{kind} {name} in {environment}: {len(rows)} members",
+        [columns[i] for i in keep],
+        [[r[i] for i in keep] for r in rows],
+    )
+
+
+def ask(
+    settings: Mapping[str, str],
+    question: str,
+    arguments: Sequence[str],
+    *,
+    environment: str,
+    schema: str = "public",
+) -> Answer:
+    """Answer one of: etf NAME, theme KEY, sector [KEY], symbol SYMBOL, overlap ETF OTHER."""
+    try:
+        return _ask(settings, question, arguments, environment=environment, schema=schema)
+    except psycopg.errors.UndefinedTable as exc:
+        raise UserFacingError(
+            f"A table this question needs is missing ({exc.diag.message_primary}); build the "
+            f"models with 'python -m validation build --target {environment.lower()}'."
+        ) from exc
+
+
+def _ask(
+    settings: Mapping[str, str],
+    question: str,
+    arguments: Sequence[str],
+    *,
+    environment: str,
+    schema: str,
+) -> Answer:
+    with connect(settings) as conn:
+        _require_environment(conn, schema, environment)
+        if question == "etf":
+            return _group_members(conn, schema, environment, "ETF", arguments[0].upper())
+        if question == "theme":
+            return _group_members(conn, schema, environment, "THEME", arguments[0])
+        if question == "sector" and arguments:
+            return _group_members(conn, schema, environment, "SECTOR", arguments[0])
+        if question == "sector":
+            columns, rows = _fetch(
+                conn,
+                sql.SQL(
+                    "select name as sector, member_count as symbols, description"
+                    " from {} where environment = %s and type = 'SECTOR'"
+                    " order by member_count desc, name"
+                ).format(_relation(schema, "group_summary")),
+                (environment,),
+            )
+            return Answer(f"sectors in {environment}", columns, rows)
+        if question == "symbol":
+            symbol = arguments[0].strip().upper()
+            columns, rows = _fetch(
+                conn,
+                sql.SQL(
+                    "select symbol, sector, industry, etf_count, etfs, theme_count, themes,"
+                    " custom_groups from {} where environment = %s and symbol = %s"
+                ).format(_relation(schema, "symbol_memberships")),
+                (environment, symbol),
+            )
+            if not rows:
+                raise UserFacingError(
+                    f"Symbol {symbol!r} is in no group of {environment}; check the ticker "
+                    "(e.g. BRK.B, not BRK/B)."
+                )
+            return Answer(f"{symbol} in {environment}", columns, rows)
+        if question == "overlap":
+            first, second = (a.upper() for a in arguments[:2])
+            for name in (first, second):
+                found = conn.execute(
+                    sql.SQL(
+                        "select 1 from {} where environment = %s and type = 'ETF' and name = %s"
+                    ).format(_relation(schema, "definition_groups")),
+                    (environment, name),
+                ).fetchone()
+                if not found:
+                    raise UserFacingError(_unknown(conn, schema, environment, "ETF", name))
+            columns, rows = _fetch(
+                conn,
+                sql.SQL(
+                    "select etf, other_etf, shared_symbols, etf_holdings, other_etf_holdings,"
+                    " share_of_etf, share_of_other_etf, weighted_overlap"
+                    " from {} where environment = %s and etf = %s and other_etf = %s"
+                ).format(_relation(schema, "etf_overlap")),
+                (environment, first, second),
+            )
+            return Answer(f"overlap of {first} and {second} in {environment}", columns, rows)
+    raise UserFacingError(f"Unknown question {question!r}; see 'python -m validation query -h'.")
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return value
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return " ".join(str(v) for v in value)
+    return str(_cell(value))
+
+
+def render(answer: Answer, output_format: str) -> str:
+    """The answer as an aligned table, CSV or JSON (a list of objects)."""
+    if output_format == "json":
+        records = [
+            {c: _cell(v) for c, v in zip(answer.columns, row, strict=True)} for row in answer.rows
+        ]
+        return json.dumps(records, indent=2, default=str)
+    if output_format == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(answer.columns)
+        writer.writerows([[_text(v) for v in row] for row in answer.rows])
+        return buffer.getvalue().rstrip("\n")
+    cells = [[_text(v) for v in row] for row in answer.rows]
+    widths = [
+        max([len(c)] + [min(len(r[i]), 60) for r in cells]) for i, c in enumerate(answer.columns)
+    ]
+
+    def line(values: Sequence[str]) -> str:
+        return "  ".join(
+            (v if len(v) <= 60 else v[:57] + "...").ljust(w)
+            for v, w in zip(values, widths, strict=True)
+        ).rstrip()
+
+    out = [answer.title, line(answer.columns), line(["-" * w for w in widths])]
+    out += [line(row) for row in cells] or ["(no rows)"]
+    return "\n".join(out)
