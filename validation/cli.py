@@ -10,10 +10,13 @@ import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 
 from validation import server
-from validation.connection import connect, describe, external_server_configured
+from validation.connection import PROJECT_ROOT, connect, describe, external_server_configured
 from validation.errors import UserFacingError
+
+REPORTS_DIR = PROJECT_ROOT / "reports"
 
 ENVIRONMENTS = ("DEFAULT", "TEST", "UAT", "PROD")
 
@@ -119,8 +122,40 @@ def cmd_build(args: argparse.Namespace) -> int:
         _step(f"dbt build --target {args.target} on {describe(settings)}"),
         environment_run_lock(settings, args.target.upper(), say=_say),
     ):
-        run_dbt(["build", "--target", args.target, *args.dbt_args], settings)
+        run_dbt(
+            ["build", "--target", args.target, *target_path(args.target), *args.dbt_args], settings
+        )
     return 0
+
+
+def target_path(target: str) -> list[str]:
+    """dbt artifacts per target (target/<target>/), so validating one environment never reads
+    another environment's manifest."""
+    return ["--target-path", str(PROJECT_ROOT / "target" / target)]
+
+
+def manifest_for(target: str) -> Path:
+    """The manifest of the last harness build of ``target``, else of the last plain dbt run."""
+    per_target = PROJECT_ROOT / "target" / target / "manifest.json"
+    return per_target if per_target.exists() else PROJECT_ROOT / "target" / "manifest.json"
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from validation.validate import format_report, run_validation
+
+    settings = resolve_settings(start_embedded=False)
+    started = time.perf_counter()
+    report = run_validation(
+        settings,
+        args.target,
+        manifest_path=Path(args.manifest) if args.manifest else manifest_for(args.target),
+        docs_dir=REPORTS_DIR / "data_docs" / args.target,
+        expectations_path=Path(args.expectations) if args.expectations else None,
+        progress=lambda message: _say(f"  {message}"),
+    )
+    _say(format_report(report))
+    _say(f"validation took {time.perf_counter() - started:.1f} s in all")
+    return 0 if report.success else 1
 
 
 def migration_summary(settings: dict[str, str], environment: str, schema: str) -> list[str]:
@@ -184,12 +219,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
         _step("dbt build --target default (seed, models, tests, unit tests)"),
         environment_run_lock(settings, "DEFAULT", say=_say),
     ):
-        run_dbt(["build", "--target", "default"], settings)
+        run_dbt(["build", "--target", "default", *target_path("default")], settings)
+    from validation.validate import format_report, run_validation
+
+    with _step("validating with Great Expectations (counts, integrity, parity, timings)"):
+        report = run_validation(
+            settings,
+            "default",
+            manifest_path=manifest_for("default"),
+            docs_dir=REPORTS_DIR / "data_docs" / "default",
+            progress=lambda message: _say(f"  {message}"),
+        )
+    _say(format_report(report))
     _say("")
     for line in migration_summary(settings, "DEFAULT", schema):
         _say(line)
     _say("")
-    _say("  dbt artifacts: target/ (run_results.json, manifest.json); logs: logs/dbt.log")
+    _say(f"  data docs:   {report.docs_index}")
+    _say("  dbt artifacts: target/default/ (run_results.json, manifest.json); logs: logs/dbt.log")
     if embedded:
         info = server.status()
         assert info is not None
@@ -197,7 +244,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         _say("  stop server: python -m validation db stop")
     else:
         _say(f"  connect:     psql (your PG* settings: {describe(settings)})")
-    return 0
+    return 0 if report.success else 1
 
 
 def cmd_query(args: argparse.Namespace) -> int:
@@ -258,6 +305,16 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--target", choices=["default", "test", "uat", "prod"], default="default")
     build.add_argument("dbt_args", nargs=argparse.REMAINDER, help="extra dbt arguments")
     build.set_defaults(handler=cmd_build)
+
+    validate = commands.add_parser(
+        "validate", help="run the Great Expectations suite for one environment"
+    )
+    validate.add_argument("--target", choices=["default", "test", "uat", "prod"], default="default")
+    validate.add_argument("--manifest", help="dbt manifest.json (default: the target's last build)")
+    validate.add_argument(
+        "--expectations", help="expectations file (default validation/expectations/<target>.yml)"
+    )
+    validate.set_defaults(handler=cmd_validate)
 
     query = commands.add_parser(
         "query",

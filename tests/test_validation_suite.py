@@ -1,0 +1,283 @@
+"""The Great Expectations suite (validation/validate.py) against a real PostgreSQL after dbt build:
+it passes on good data and fails, readably, on deliberately broken data."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import yaml
+from conftest import DbtProject
+from legacy_cache import LegacyCache, small_cache
+from psycopg import sql
+
+from validation.errors import UserFacingError
+from validation.validate import (
+    CACHE_SOURCE,
+    EXPECTATIONS_DIR,
+    MANIFEST_NODES,
+    SUITE_QUERIES,
+    ValidationReport,
+    connection_url,
+    format_report,
+    run_validation,
+)
+
+SECRET = "never-printed-0xC0FFEE"  # a dummy password: the test servers use trust auth
+
+
+def _connect(project: DbtProject) -> psycopg.Connection:
+    s = project.settings
+    return psycopg.connect(
+        host=s["PGHOST"],
+        port=s["PGPORT"],
+        user=s["PGUSER"],
+        dbname=s["PGDATABASE"],
+        autocommit=True,
+    )
+
+
+def _validate(
+    project: DbtProject,
+    docs_dir: Path,
+    *,
+    target: str = "test",
+    expectations: Path | None = None,
+    settings: Mapping[str, str] | None = None,
+) -> ValidationReport:
+    return run_validation(
+        settings or project.settings,
+        target,
+        manifest_path=project.work_dir / f"target-{target}" / "manifest.json",
+        docs_dir=docs_dir,
+        expectations_path=expectations,
+    )
+
+
+def _failed(report: ValidationReport) -> set[str]:
+    return {c.check for c in report.failures}
+
+
+@pytest.fixture
+def small_test_build(dbt_project: DbtProject) -> psycopg.Connection:
+    """The TEST environment migrated from the compact cache with every legacy shape."""
+    conn = _connect(dbt_project)
+    small_cache(LegacyCache(conn).create(), "TEST")
+    dbt_project.build("test")
+    return conn
+
+
+# --- on good data ---------------------------------------------------------------------------
+
+
+def test_small_fixture_meets_every_expectation_and_writes_data_docs(
+    dbt_project: DbtProject,
+    small_test_build: psycopg.Connection,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+):
+    docs = tmp_path / "data_docs"
+    report = _validate(dbt_project, docs, settings={**dbt_project.settings, "PGPASSWORD": SECRET})
+
+    text = format_report(report)
+    assert report.success, text
+    assert len(report.checks) == 19
+    assert report.check("etf_groups").observed == "3"
+    assert report.check("legacy_parity").observed == "0"
+    assert "Result: PASS (19 of 19 expectations met)" in text
+    assert "import great_expectations" in text and "checkpoint run" in text
+    # Data Docs: a local HTML site whose index lists the four suites and their (passing) results.
+    index = (docs / "index.html").read_text(encoding="utf-8")
+    assert report.docs_index == docs / "index.html"
+    for suite in ("counts", "definition_groups", "group_memberships", "query_timings"):
+        assert f"sprint59_test.{suite}" in index
+        assert list((docs / "validations" / "sprint59_test" / suite).rglob("*.html"))
+    assert "Success" in index and "Failed" not in index
+    # The password reaches the driver only: never the report, the output or the Data Docs.
+    assert SECRET not in text + "".join(capsys.readouterr())
+    assert not [
+        p for p in docs.rglob("*") if p.is_file() and SECRET in p.read_text("utf-8", "ignore")
+    ]
+
+
+def test_sample_meets_the_spec_figures(dbt_project: DbtProject, tmp_path: Path):
+    """DEFAULT on the realistic sample: 24 / 20 / 11, ~3,700 symbols, budgets (default.yml)."""
+    from validation.sample import load_sample
+
+    with _connect(dbt_project) as conn:
+        load_sample(conn, environments=("DEFAULT",))
+    dbt_project.build("default")
+
+    report = _validate(dbt_project, tmp_path / "docs", target="default")
+
+    text = format_report(report)
+    print(text)  # the figures (pytest -s): timings, import time, checkpoint time
+    assert report.success, text
+    assert report.expectations_path == EXPECTATIONS_DIR / "default.yml"
+    assert [report.check(k).observed for k in ("etf_groups", "theme_groups", "sector_groups")] == [
+        "24",
+        "20",
+        "11",
+    ]
+
+
+# --- on broken data -------------------------------------------------------------------------
+
+
+def test_an_orphan_membership_fails_the_orphan_expectation(
+    dbt_project: DbtProject, small_test_build: psycopg.Connection, tmp_path: Path
+):
+    conn = small_test_build
+    conn.execute(
+        "alter table public.group_memberships drop constraint group_memberships_group_id_fkey"
+    )
+    conn.execute("insert into public.group_memberships (group_id, symbol) values (987654, 'ORPH')")
+
+    report = _validate(dbt_project, tmp_path / "docs")
+
+    assert not report.success
+    assert _failed(report) == {"orphan_memberships"}
+    message = report.check("orphan_memberships").message
+    assert message.startswith("orphan memberships: observed 1, expected none")
+    assert "group_id=987654, symbol=ORPH" in message
+    assert message in format_report(report)
+    assert "Failed" in (tmp_path / "docs" / "index.html").read_text(encoding="utf-8")
+
+
+def test_a_missing_etf_fails_the_counts_and_the_parity(
+    dbt_project: DbtProject, small_test_build: psycopg.Connection, tmp_path: Path
+):
+    small_test_build.execute(
+        "delete from public.definition_groups where name = 'XLE' and type = 'ETF'"
+    )  # its memberships go with it (ON DELETE CASCADE)
+
+    report = _validate(dbt_project, tmp_path / "docs")
+
+    assert _failed(report) == {"etf_groups", "etf_theme_memberships", "legacy_parity"}
+    assert report.check("etf_groups").message == "ETF groups: observed 2, expected exactly 3"
+    parity = report.check("legacy_parity").message
+    assert "observed 2, expected 0 mismatches" in parity
+    for symbol in ("CVX", "XOM"):
+        assert (
+            f"group_type=ETF, group_name=XLE, symbol={symbol}, "
+            "mismatch=in the legacy list, not in group_memberships"
+        ) in parity
+
+
+def test_a_query_slowed_by_a_dropped_index_fails_its_budget(
+    dbt_project: DbtProject, small_test_build: psycopg.Connection, tmp_path: Path
+):
+    """Without any index leading on group_id, 'ETF holdings' must scan 200,000 memberships: no
+    machine does that in 1 ms (the indexed plan takes ~0.05 ms). Only the failing direction is
+    asserted, so a busy machine cannot make this test fail."""
+    conn = small_test_build
+    conn.execute("alter table public.group_memberships drop constraint unique_membership")
+    for (index,) in conn.execute(
+        "select indexname from pg_indexes where schemaname = 'public'"
+        " and tablename = 'group_memberships' and indexdef like '%(symbol, group_id)%'"
+    ).fetchall():
+        conn.execute(sql.SQL("drop index public.{}").format(sql.Identifier(index)))
+    # Filler in another environment, so every TEST figure stays the same.
+    conn.execute(
+        "insert into public.definition_groups (name, type, environment)"
+        " select 'filler_' || g, 'CUSTOM', 'PROD' from generate_series(1, 200) g"
+    )
+    conn.execute(
+        "insert into public.group_memberships (group_id, symbol)"
+        " select g.id, 'F' || s from public.definition_groups g"
+        " cross join generate_series(1, 1000) s where g.name like 'filler_%'"
+    )
+    conn.execute("analyze public.group_memberships")
+    spec = yaml.safe_load((EXPECTATIONS_DIR / "test.yml").read_text(encoding="utf-8"))
+    spec["timings"]["budgets_p95_ms"]["etf_holdings"] = 1
+    spec["timings"]["analyst"] = {"warmup": 2, "runs": 10}
+    expectations = tmp_path / "slow_query.yml"
+    expectations.write_text(yaml.safe_dump(spec), encoding="utf-8")
+
+    report = _validate(dbt_project, tmp_path / "docs", expectations=expectations)
+
+    assert "p95_etf_holdings" in _failed(report)
+    assert not {"etf_groups", "legacy_parity", "orphan_memberships"} & _failed(report)
+    message = report.check("p95_etf_holdings").message
+    assert message.startswith("p95 ETF holdings by name: observed ")
+    assert message.endswith(" ms, expected ≤ 1 ms")
+
+
+# --- when it cannot run ---------------------------------------------------------------------
+
+
+def _manifest(path: Path, database: str, *, exceptions_schema: str = "public_intermediate_test"):
+    def entry(name: str, schema: str) -> dict[str, Any]:
+        return {"database": database, "schema": schema, "name": name, "alias": name}
+
+    nodes = {
+        MANIFEST_NODES["groups"]: entry("definition_groups", "public"),
+        MANIFEST_NODES["memberships"]: entry("group_memberships", "public"),
+        MANIFEST_NODES["exceptions"]: entry("int_migration_exceptions", exceptions_schema),
+    }
+    sources = {CACHE_SOURCE: {**entry("cache_entries", "public"), "identifier": "cache_entries"}}
+    path.write_text(json.dumps({"nodes": nodes, "sources": sources}), encoding="utf-8")
+    return path
+
+
+def test_missing_manifest_tells_to_build_first(tmp_path: Path):
+    with pytest.raises(UserFacingError, match=r"run dbt build --target test first\.$"):
+        run_validation(
+            {}, "test", manifest_path=tmp_path / "manifest.json", docs_dir=tmp_path / "docs"
+        )
+
+
+def test_unknown_target_names_the_known_ones(tmp_path: Path):
+    with pytest.raises(UserFacingError, match="Unknown target 'qa': use one of default, test"):
+        run_validation({}, "qa", manifest_path=tmp_path / "m.json", docs_dir=tmp_path / "docs")
+
+
+def test_a_manifest_of_another_target_is_refused(tmp_path: Path):
+    manifest = _manifest(tmp_path / "m.json", "db", exceptions_schema="public_intermediate_prod")
+    with pytest.raises(
+        UserFacingError,
+        match="build of the PROD environment, not TEST; run dbt build --target test first",
+    ):
+        run_validation({}, "test", manifest_path=manifest, docs_dir=tmp_path / "docs")
+
+
+def test_missing_tables_tell_to_build_first(fresh_database: dict[str, str], tmp_path: Path):
+    with psycopg.connect(**_libpq(fresh_database), autocommit=True) as conn:
+        LegacyCache(conn).create()
+    manifest = _manifest(tmp_path / "m.json", fresh_database["PGDATABASE"])
+    with pytest.raises(
+        UserFacingError, match=r"public\.definition_groups .* run dbt build --target test first"
+    ):
+        run_validation(fresh_database, "test", manifest_path=manifest, docs_dir=tmp_path / "d")
+
+
+def _libpq(settings: Mapping[str, str]) -> dict[str, str]:
+    names = {"PGHOST": "host", "PGPORT": "port", "PGUSER": "user", "PGDATABASE": "dbname"}
+    return {names[k]: v for k, v in settings.items() if k in names}
+
+
+# --- pieces ---------------------------------------------------------------------------------
+
+
+def test_connection_url_takes_socket_directories_and_quotes_the_password():
+    url = connection_url(
+        {"PGHOST": "/work/main/.pgdata/demo", "PGPORT": "5433", "PGUSER": "postgres",
+         "PGPASSWORD": "p@ss/word", "PGDATABASE": "sprint59"}
+    )  # fmt: skip
+    assert url == (
+        "postgresql+psycopg://postgres:p%40ss%2Fword@/sprint59"
+        "?host=%2Fwork%2Fmain%2F.pgdata%2Fdemo&port=5433"
+    )
+
+
+def test_batch_aliasing_matches_what_great_expectations_does():
+    """GX aliases {batch} itself unless the query contains JOIN; then the query must."""
+    for query in SUITE_QUERIES:
+        if query.batch is None:
+            continue
+        has_join = " join " in query.template.lower()
+        assert ("{batch} as " in query.template) == has_join, query.name
