@@ -120,12 +120,19 @@
 
 
 {% macro publish_memberships() %}
-    {#- Post-hook of definition_groups: apply the membership diff in the groups' transaction. -#}
+    {#-
+        Post-hook of definition_groups: apply the membership diff in the groups' transaction,
+        and log what the run changed.
+    -#}
     {%- set memberships = memberships_relation() -%}
-    {%- if memberships is none -%}
-        select 1 /* group_memberships does not exist yet: its model creates it */
-    {%- else -%}
-        {{ delete_stale_memberships_sql(memberships, this) }};
+    {%- if memberships is not none -%}
+        with deleted_memberships as (
+            {{ delete_stale_memberships_sql(memberships, this) }}
+            returning 1
+        )
+        update {{ run_log_relation() }}
+        set memberships_deleted = memberships_deleted + (select count(*) from deleted_memberships)
+        where {{ run_log_key() }};
         merge into {{ memberships }} as target
         using (
             {{ membership_changes_sql(memberships, this, membership_sequence(memberships.schema)) }}
@@ -140,24 +147,70 @@
             changes.id, changes.group_id, changes.symbol, changes.weight, changes.metadata,
             changes.added_at, changes.updated_at
         );
-        analyze {{ memberships }}
+        analyze {{ memberships }};
+    {%- endif %}
+    {{ record_run_counts(this, memberships) }}
+{% endmacro %}
+
+
+{% macro converge_memberships_pre_hook() %}
+    {#- Pre-hook of group_memberships: delete what is stale (nothing in steady state), logged. -#}
+    {%- if is_incremental() -%}
+        with deleted_memberships as (
+            {{ delete_stale_memberships_sql(this, ref('definition_groups')) }}
+            returning 1
+        )
+        update {{ run_log_relation() }}
+        set memberships_deleted = memberships_deleted + (select count(*) from deleted_memberships)
+        where {{ run_log_key() }}
+    {%- else -%}
+        select 1 /* first build: nothing to delete */
     {%- endif -%}
 {% endmacro %}
 
 
 {% macro delete_removed_groups() %}
-    {#- Pre-hook of definition_groups: drop groups whose entry left this environment (cascade). -#}
-    {%- if not is_incremental() -%}
-        select 1 /* first build: nothing to delete */
-    {%- else -%}
-        delete from {{ this }} as definition_groups
-        where
-            definition_groups.environment = '{{ migration_environment() }}'
-            and definition_groups.metadata ? 'source'
-            and not exists (
-                select 1
-                from {{ ref('int_definition_groups') }} as desired_groups
-                where {{ group_identity_matches('definition_groups', 'desired_groups') }}
-            )
-    {%- endif -%}
+    {#-
+        Pre-hook of definition_groups: open the run's log entry, then drop the groups whose
+        entry left this environment (their memberships go by cascade), counting both.
+    -#}
+    {{ open_run_log_entry() }};
+    {%- if is_incremental() %}
+        {%- set memberships = memberships_relation() %}
+        with doomed_groups as (
+            select definition_groups.id
+            from {{ this }} as definition_groups
+            where
+                definition_groups.environment = '{{ migration_environment() }}'
+                and definition_groups.metadata ? 'source'
+                and not exists (
+                    select 1
+                    from {{ ref('int_definition_groups') }} as desired_groups
+                    where {{ group_identity_matches('definition_groups', 'desired_groups') }}
+                )
+        ),
+
+        doomed_memberships as (
+            {%- if memberships is none %}
+            select 0 as memberships
+            {%- else %}
+            select count(*) as memberships
+            from {{ memberships }}
+            where group_id in (select doomed_groups.id from doomed_groups)
+            {%- endif %}
+        ),
+
+        deleted_groups as (
+            delete from {{ this }}
+            where id in (select doomed_groups.id from doomed_groups)
+            returning id
+        )
+
+        update {{ run_log_relation() }}
+        set
+            groups_deleted = groups_deleted + (select count(*) from deleted_groups),
+            memberships_deleted = memberships_deleted
+            + (select doomed_memberships.memberships from doomed_memberships)
+        where {{ run_log_key() }}
+    {%- endif %}
 {% endmacro %}

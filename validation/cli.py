@@ -268,6 +268,115 @@ def cmd_query(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- operations -----------------------------------------------------------------------------
+
+
+def _schema(args: argparse.Namespace) -> str:
+    return getattr(args, "schema", None) or os.environ.get("DBT_SCHEMA", "public")
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    from validation import operations
+
+    settings = resolve_settings(start_embedded=False)
+    environment = args.target.upper()
+    with _step(f"backing up {environment} from {describe(settings)}"):
+        made = operations.backup(
+            settings,
+            environment,
+            schema=_schema(args),
+            source_schema=args.source_schema,
+            say=lambda m: _say(f"  {m}"),
+        )
+    _say(f"backup:   {made.path}")
+    _say(f"checksum: {made.checksum_path}")
+    _say(f"restore:  python -m validation restore {made.path}")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from validation import operations
+
+    settings = resolve_settings(start_embedded=False)
+    path = Path(args.file)
+    meta = operations.verify(path)
+    _say(f"{path.name}: environment {meta['environment']}, checksum OK, rows {meta['rows']}")
+    if not args.yes:
+        _confirm(
+            f"This replaces every {meta['environment']} row of definition_groups and "
+            f"group_memberships{' and cache_entries' if args.with_cache_entries else ''} "
+            "with the backup's.",
+            str(meta["environment"]),
+        )
+    with _step("restoring"):
+        restored = operations.restore(
+            settings, path, with_cache_entries=args.with_cache_entries, say=lambda m: _say(f"  {m}")
+        )
+    _say("restored: " + ", ".join(f"{table} {rows:,}" for table, rows in restored.items()))
+    _say(
+        f"the analyst tables refresh on the next build: "
+        f"python -m validation build --target {str(meta['environment']).lower()}"
+    )
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from validation import operations
+
+    settings = resolve_settings(start_embedded=False)
+    environment = args.target.upper()
+    schema = _schema(args)
+    plan = operations.rollback_plan(settings, environment, schema)
+    _say(f"rollback of {environment} in schema {schema} would delete:")
+    for table, rows in plan.items():
+        _say(f"  {table:<20} {rows:>10,} rows")
+    _say("  cache_entries is not touched: the legacy application keeps working.")
+    if not any(plan.values()):
+        _say("nothing to delete.")
+        return 0
+    if not args.yes:
+        _confirm("", environment)
+    deleted = operations.rollback(settings, environment, schema)
+    _say("deleted: " + ", ".join(f"{table} {rows:,}" for table, rows in deleted.items()))
+    return 0
+
+
+def _confirm(warning: str, word: str) -> None:
+    if not sys.stdin.isatty():
+        raise UserFacingError(
+            "Refusing to change the tables without confirmation; rerun with --yes "
+            "(standard input is not a terminal)."
+        )
+    if warning:
+        _say(warning)
+    answer = input(f"Type {word} to go on: ").strip()
+    if answer != word:
+        raise UserFacingError("Not confirmed; nothing was changed.")
+
+
+def cmd_retirement(args: argparse.Namespace) -> int:
+    from validation import operations
+
+    settings = resolve_settings(start_embedded=False)
+    environment = args.target.upper()
+    readiness, unexplained = operations.retirement_report(settings, environment, _schema(args))
+    _say(f"Readiness to archive cache_entries of {environment}, per cache type:")
+    header = ("cache_type", "entries", "represented", "explained", "unexplained", "ready")
+    rows = [(r[0], f"{r[1]:,}", f"{r[2]:,}", f"{r[3]:,}", f"{r[4]:,}", "yes" if r[6] else "no")
+            for r in readiness]  # fmt: skip
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=False)]
+    for line in (header, *rows):
+        _say("  " + "  ".join(str(v).ljust(w) for v, w in zip(line, widths, strict=True)))
+    for r in readiness:
+        _say(f"  {r[0]}: {r[7]}")
+    if unexplained:
+        _say(f"{len(unexplained)} entries with an unexplained difference:")
+        for cache_type, key, _name, raw_env, detail in unexplained[:50]:
+            _say(f"  {cache_type} {key} ({raw_env}): {detail}")
+        return 1
+    return 0
+
+
 # --- wiring ---------------------------------------------------------------------------------
 
 
@@ -327,6 +436,39 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("--format", choices=["table", "csv", "json"], default="table")
     query.add_argument("--schema", help="schema of the tables (default $DBT_SCHEMA or public)")
     query.set_defaults(handler=cmd_query)
+
+    backup = commands.add_parser(
+        "backup", help="pg_dump one environment's rows (two tables + its cache_entries)"
+    )
+    backup.add_argument("--target", choices=["default", "test", "uat", "prod"], required=True)
+    backup.add_argument("--schema", help="schema of the two tables (default $DBT_SCHEMA or public)")
+    backup.add_argument("--source-schema", default="public", help="schema of cache_entries")
+    backup.set_defaults(handler=cmd_backup)
+
+    restore = commands.add_parser("restore", help="put a verified backup back")
+    restore.add_argument("file", help="the .dump file (its .sha256 and .json must be beside it)")
+    restore.add_argument(
+        "--with-cache-entries", action="store_true", help="also restore its cache_entries rows"
+    )
+    restore.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    restore.set_defaults(handler=cmd_restore)
+
+    rollback = commands.add_parser(
+        "rollback", help="remove one environment's rows from the new tables (never cache_entries)"
+    )
+    rollback.add_argument("--target", choices=["default", "test", "uat", "prod"], required=True)
+    rollback.add_argument("--schema", help="schema of the tables (default $DBT_SCHEMA or public)")
+    rollback.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    rollback.set_defaults(handler=cmd_rollback)
+
+    retirement = commands.add_parser(
+        "retirement", help="which legacy cache types are fully represented and can be archived"
+    )
+    retirement.add_argument(
+        "--target", choices=["default", "test", "uat", "prod"], default="default"
+    )
+    retirement.add_argument("--schema", help="schema of the tables (default $DBT_SCHEMA or public)")
+    retirement.set_defaults(handler=cmd_retirement)
 
     demo = commands.add_parser(
         "demo", help="start the server, load the sample, build, validate and summarise"

@@ -14,6 +14,7 @@
     )
 }}
 -- depends_on: {{ ref('int_group_memberships') }}
+-- depends_on: {{ ref('int_migration_exceptions') }}
 {%- set environment = migration_environment() %}
 
 with

@@ -3,14 +3,16 @@
         pre_hook=[
             "{{ serialize_mart_writes() }}",
             "create sequence if not exists {{ this.schema }}.group_memberships_id_seq",
-            "{{ delete_stale_memberships_sql(this, ref('definition_groups')) if is_incremental() else 'select 1' }}",
+            "{{ converge_memberships_pre_hook() }}",
         ],
         post_hook=[
             "analyze {{ this }}",
+            "{{ record_run_counts(ref('definition_groups'), this) }}",
         ],
     )
 }}
 -- depends_on: {{ ref('int_group_memberships') }}
+-- depends_on: {{ ref('int_migration_exceptions') }}
 {#
     definition_groups' post-hook already applied this run's membership diff in its own
     transaction; this model converges whatever is left (nothing in steady state) and

@@ -1,0 +1,90 @@
+{#-
+    The run log: one row per dbt invocation and environment saying what the run changed in
+    the two tables (groups and memberships inserted / updated / deleted) and how many
+    exceptions it recorded — "what changed in PROD last night".  The rows are written by the
+    marts' hooks inside the marts' own transactions, so a run that rolls back logs nothing.
+-#}
+
+{% macro run_log_relation() -%}
+    {{ adapter.quote(target.schema) }}.migration_run_log
+{%- endmacro %}
+
+
+{% macro create_run_log() %}
+    create schema if not exists {{ adapter.quote(target.schema) }};
+    create table if not exists {{ run_log_relation() }} (
+        invocation_id text not null,
+        environment varchar(10) not null,
+        run_started_at timestamp without time zone not null,
+        finished_at timestamp without time zone,
+        groups_inserted integer not null default 0,
+        groups_updated integer not null default 0,
+        groups_deleted integer not null default 0,
+        memberships_inserted integer not null default 0,
+        memberships_updated integer not null default 0,
+        memberships_deleted integer not null default 0,
+        exception_errors integer,
+        exception_warnings integer,
+        primary key (invocation_id, environment)
+    );
+    comment on table {{ run_log_relation() }} is
+        'One row per dbt run and environment: what the run changed in definition_groups and group_memberships (written by their hooks).'
+{% endmacro %}
+
+
+{% macro run_log_key() -%}
+    invocation_id = '{{ invocation_id }}' and environment = '{{ migration_environment() }}'
+{%- endmacro %}
+
+
+{% macro open_run_log_entry() -%}
+    insert into {{ run_log_relation() }} (invocation_id, environment, run_started_at)
+    values ('{{ invocation_id }}', '{{ migration_environment() }}', {{ run_timestamp() }})
+    on conflict do nothing
+{%- endmacro %}
+
+
+{% macro record_run_counts(groups_relation, memberships_relation) -%}
+    {#- Inserted / updated counts follow from the run's timestamp, so recounting is idempotent. -#}
+    update {{ run_log_relation() }} set
+        groups_inserted = (
+            select count(*) from {{ groups_relation }}
+            where environment = '{{ migration_environment() }}' and created_at = {{ run_timestamp() }}
+        ),
+        groups_updated = (
+            select count(*) from {{ groups_relation }}
+            where
+                environment = '{{ migration_environment() }}'
+                and updated_at = {{ run_timestamp() }}
+                and created_at <> {{ run_timestamp() }}
+        ),
+        {%- if memberships_relation is not none %}
+        memberships_inserted = (
+            select count(*)
+            from {{ memberships_relation }} as group_memberships
+            inner join {{ groups_relation }} as definition_groups
+                on group_memberships.group_id = definition_groups.id
+            where
+                definition_groups.environment = '{{ migration_environment() }}'
+                and group_memberships.added_at = {{ run_timestamp() }}
+        ),
+        memberships_updated = (
+            select count(*)
+            from {{ memberships_relation }} as group_memberships
+            inner join {{ groups_relation }} as definition_groups
+                on group_memberships.group_id = definition_groups.id
+            where
+                definition_groups.environment = '{{ migration_environment() }}'
+                and group_memberships.updated_at = {{ run_timestamp() }}
+                and group_memberships.added_at <> {{ run_timestamp() }}
+        ),
+        {%- endif %}
+        exception_errors = (
+            select count(*) from {{ ref('int_migration_exceptions') }} where severity = 'error'
+        ),
+        exception_warnings = (
+            select count(*) from {{ ref('int_migration_exceptions') }} where severity = 'warning'
+        ),
+        finished_at = (clock_timestamp() at time zone 'UTC')
+    where {{ run_log_key() }}
+{%- endmacro %}
