@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export DO_NOT_TRACK := 1
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 
-.PHONY: setup demo test lint test-embedded test-service docs clean stop
+.PHONY: setup demo test lint test-embedded test-service bench docs clean stop
 
 # A virtualenv with the exact pinned versions (requirements.lock, from pyproject.toml).
 $(VENV)/.installed: requirements.lock
@@ -40,6 +40,10 @@ test-embedded: setup
 
 test-service: setup
 	$(BIN)/pytest --pg service -m db
+
+## bench: build cost and query latency at scales 1, 10, 100 (about 10 minutes); writes docs/
+bench: setup
+	$(BIN)/python -m validation bench
 
 ## docs: generate the dbt docs (models, columns, lineage) and serve them on http://localhost:8080
 docs: setup

@@ -377,6 +377,23 @@ def cmd_retirement(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from validation.bench import format_summary, parse_scales, run_benchmark
+
+    scales = parse_scales(args.scales)
+    settings = resolve_settings(start_embedded=True)
+    result = run_benchmark(
+        settings,
+        scales=scales,
+        out_dir=Path(args.out) if args.out else PROJECT_ROOT / "docs",
+        quick=args.quick,
+        keep_databases=args.keep_databases,
+        progress=lambda message: _say(f"  {message}"),
+    )
+    _say(format_summary(result))
+    return 0
+
+
 # --- wiring ---------------------------------------------------------------------------------
 
 
@@ -469,6 +486,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     retirement.add_argument("--schema", help="schema of the tables (default $DBT_SCHEMA or public)")
     retirement.set_defaults(handler=cmd_retirement)
+
+    bench = commands.add_parser(
+        "bench", help="benchmark builds and query latency at several scales (writes docs/)"
+    )
+    bench.add_argument("--scales", default="1,10,100", help="comma-separated (default 1,10,100)")
+    bench.add_argument("--quick", action="store_true", help="fewer repetitions")
+    bench.add_argument("--out", help="output directory (default docs/)")
+    bench.add_argument(
+        "--keep-databases", action="store_true", help="keep the bench_s<N> databases"
+    )
+    bench.set_defaults(handler=cmd_bench)
 
     demo = commands.add_parser(
         "demo", help="start the server, load the sample, build, validate and summarise"

@@ -1,0 +1,109 @@
+"""The benchmark runs end to end at a tiny scale.  Never a timed test: nothing here asserts on a
+figure, only that every step ran and every output was written with every section."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import PgServer
+
+from validation import bench
+from validation.errors import UserFacingError
+
+BUILD_STEPS = (
+    "full_models_only",
+    "full_with_tests",
+    "incremental_no_change",
+    "incremental_1pct",
+    "sql_floor",
+)
+
+
+def test_benchmark_at_scale_1_writes_json_markdown_and_chart(
+    pg_server: PgServer, fresh_database: dict[str, str], tmp_path: Path
+) -> None:
+    prefix = fresh_database["PGDATABASE"]
+    messages: list[str] = []
+    result = bench.run_benchmark(
+        fresh_database,
+        scales=(1,),
+        out_dir=tmp_path,
+        quick=True,
+        database_prefix=prefix,
+        progress=messages.append,
+    )
+
+    assert result.json_path == tmp_path / "benchmarks.json"
+    report = json.loads(result.json_path.read_text(encoding="utf-8"))
+    assert report == json.loads(json.dumps(result.report))
+    for section in ("generated_at", "machine", "server", "method", "scales", "targets"):
+        assert section in report, section
+    assert report["method"]["quick"] is True
+    assert report["server"]["version"]
+
+    (entry,) = report["scales"]
+    assert entry["scale"] == 1
+    for section in ("sample", "rows", "build", "memory", "latency", "sizes"):
+        assert section in entry, section
+    assert set(BUILD_STEPS) <= set(entry["build"])
+    for step in BUILD_STEPS:
+        assert entry["build"][step]["wall_seconds"] > 0, step
+        assert step in entry["memory"]
+    assert entry["build"]["incremental_1pct"]["changed_entries"] > 0
+    for step in BUILD_STEPS[:4]:
+        assert entry["build"][step]["peak_rss_mib"] > 0, step
+
+    # the hand-written floor builds the same rows as the models
+    parity = entry["build"]["sql_floor"]["parity"]
+    assert parity["memberships_only_in_models"] == parity["memberships_only_in_floor"] == 0
+    assert parity["model_groups"] == parity["floor_groups"] > 0
+
+    measured = {(t["question"], t["layout"]) for t in entry["latency"]}
+    for question in bench.QUESTIONS:
+        assert (question, "spec_sql") in measured
+        assert (question, "naive") in measured
+        assert (question, "jsonb") in measured
+    assert ("symbol_etfs", "jsonb_stock_metadata") in measured
+    for timing in entry["latency"]:
+        assert timing["runs"] >= 1
+        assert {"p50_ms", "p95_ms", "p99_ms"} <= set(timing)
+    # every layout gives the same answer to the same question
+    answers: dict[str, set[int]] = {}
+    for timing in entry["latency"]:
+        answers.setdefault(timing["question"], set()).add(timing["answer_size"])
+    assert all(len(sizes) == 1 for sizes in answers.values()), answers
+
+    for relation in ("cache_entries", "definition_groups", "group_memberships", "database"):
+        assert entry["sizes"][relation] > 0
+
+    assert len(report["targets"]) == 12
+    evaluated = [t for t in report["targets"] if t["scale"] == 1]
+    assert evaluated and all(t["met"] in (True, False) for t in evaluated)
+    assert all(t["met"] is None for t in report["targets"] if t["scale"] != 1)
+
+    markdown = result.markdown_path.read_text(encoding="utf-8")
+    for heading in ("## Machine and server", "## Targets", "## Builds", "## Query latency"):
+        assert heading in markdown
+    assert "Quick mode" in markdown
+    assert f"PostgreSQL {report['server']['version']}" in markdown
+    assert result.chart_path.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert any("scale 1:" in message for message in messages)
+
+    # the benchmark dropped its own database
+    with pg_server.connect() as conn:
+        left = conn.execute(
+            "select count(*) from pg_database where datname = %s", (f"{prefix}_s1",)
+        ).fetchone()
+    assert left == (0,)
+
+
+@pytest.mark.parametrize("text", ["", "0", "1,x", "2000"])
+def test_invalid_scales_are_refused_in_one_sentence(text: str) -> None:
+    with pytest.raises(UserFacingError, match="Invalid --scales"):
+        bench.parse_scales(text)
+
+
+def test_scales_parse_in_order_without_repeats() -> None:
+    assert bench.parse_scales("1, 10,100,10") == (1, 10, 100)
