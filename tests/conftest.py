@@ -33,6 +33,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Tests marked `slow` (long property profiles) run only when -m names them."""
+    markexpr = config.option.markexpr
+    if "slow" not in markexpr:
+        config.option.markexpr = f"({markexpr}) and not slow" if markexpr else "not slow"
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "pg_server" in getattr(item, "fixturenames", ()):

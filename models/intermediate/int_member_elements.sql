@@ -94,7 +94,9 @@ list_members as (
         element_entry_key,
         element_position,
         element,
-        upper(btrim(raw_symbol)) as symbol,
+        -- only a-z are upper-cased: upper() follows the server's locale ('ıbm' became IBM)
+        translate(btrim(raw_symbol), 'abcdefghijklmnopqrstuvwxyz', 'ABCDEFGHIJKLMNOPQRSTUVWXYZ')
+            as symbol,
         weight,
         has_weight and weight is null as has_unusable_weight,
         jsonb_build_object('position', element_position) || element_attributes as membership_metadata,

@@ -36,7 +36,9 @@ stock_entries as (
         entry_value,
         raw_environment,
         source_updated_at,
-        upper(btrim(entry_key)) as symbol,
+        -- only a-z are upper-cased: upper() follows the server's locale ('ıbm' became IBM)
+        translate(btrim(entry_key), 'abcdefghijklmnopqrstuvwxyz', 'ABCDEFGHIJKLMNOPQRSTUVWXYZ')
+            as symbol,
         nullif(btrim({{ json_text_at('entry_value', 'sector') }}), '') as sector_label,
         {{ json_text_at('entry_value', 'industry') }} as industry
 

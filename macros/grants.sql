@@ -1,0 +1,114 @@
+{#-
+    Read-only access for analysts.  dbt_project.yml grants SELECT on the marts (the two
+    tables and the analyst models) to var('analyst_role') through dbt `grants`; these macros
+    make that safe to run as any user:
+
+    - ensure_analyst_role (on-run-start) creates the role NOLOGIN when it is missing and the
+      running user may create roles, and gives it USAGE on the target schema; a user who
+      may not gets a warning instead of a failed run.
+    - postgres__apply_grants (dbt's grant step, overridden for this project) grants only to
+      roles that exist, so a missing role never fails a model, and it only ever revokes
+      the privileges it manages (SELECT): a legacy writer's INSERT granted by a DBA stays.
+    var('analyst_role') empty turns grants off.
+-#}
+
+{% macro analyst_role() -%}
+    {{ return(var('analyst_role', 'analyst') | string | trim) }}
+{%- endmacro %}
+
+
+{% macro sql_literal(value) -%}
+    '{{ value | string | replace("'", "''") }}'
+{%- endmacro %}
+
+
+{% macro ensure_analyst_role() %}
+    {%- set role = analyst_role() -%}
+    {%- if not execute or not role -%}
+        {{ return('select 1 /* grants are off (analyst_role is empty) */') }}
+    {%- endif -%}
+    {%- set found = run_query(
+        "select exists (select 1 from pg_roles where rolname = " ~ sql_literal(role) ~ "),"
+        ~ " (select rolsuper or rolcreaterole from pg_roles where rolname = current_user)"
+    ).rows[0] -%}
+    {%- if not found[0] and not found[1] -%}
+        {%- do exceptions.warn(
+            "Role '" ~ role ~ "' does not exist and " ~ target.user ~ " may not create roles, "
+            ~ "so the marts are built without analyst grants. Ask a DBA to run "
+            ~ "'create role " ~ adapter.quote(role) ~ " nologin' (the next run grants to it), "
+            ~ "or choose another role with --vars '{analyst_role: <role>}' "
+            ~ "('' turns grants off)."
+        ) -%}
+        {{ return('select 1 /* analyst role missing: grants skipped */') }}
+    {%- endif -%}
+    do $grants$
+    begin
+        {%- if not found[0] %}
+        begin
+            create role {{ adapter.quote(role) }} nologin;
+        exception when duplicate_object or unique_violation then null;  -- a concurrent run made it
+        end;
+        {%- endif %}
+        if exists (select 1 from pg_namespace where nspname = {{ sql_literal(target.schema) }})
+            and not has_schema_privilege(
+                {{ sql_literal(role) }}, {{ sql_literal(target.schema) }}, 'usage'
+            )
+        then
+            grant usage on schema {{ adapter.quote(target.schema) }} to {{ adapter.quote(role) }};
+        end if;
+    exception when insufficient_privilege then
+        raise warning 'analyst grants: %', sqlerrm;
+    end
+    $grants$
+{% endmacro %}
+
+
+{% macro postgres__apply_grants(relation, grant_config, should_revoke=True) %}
+    {#-
+        dbt's default__apply_grants, restricted to roles that exist and to the privileges
+        configured here: the default revokes every privilege it was not told about.
+    -#}
+    {%- if not grant_config -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set wanted = [] -%}
+    {%- for grantees in grant_config.values() -%}
+        {%- for grantee in grantees if grantee | trim -%}
+            {%- do wanted.append(grantee | trim) -%}
+        {%- endfor -%}
+    {%- endfor -%}
+    {%- set existing = [] -%}
+    {%- if wanted -%}
+        {%- set literals = [] -%}
+        {%- for grantee in wanted -%}
+            {%- do literals.append(sql_literal(grantee)) -%}
+        {%- endfor -%}
+        {%- set found = run_query(
+            "select rolname from pg_roles where rolname in (" ~ literals | join(', ') ~ ")"
+        ) -%}
+        {%- set existing = found.columns[0].values() | list -%}
+    {%- endif -%}
+    {%- set granting = {} -%}
+    {%- for privilege, grantees in grant_config.items() -%}
+        {%- do granting.update({privilege: grantees | select('in', existing) | list}) -%}
+    {%- endfor -%}
+    {%- if should_revoke -%}
+        {%- set current = adapter.standardize_grants_dict(run_query(get_show_grant_sql(relation))) -%}
+        {%- set managed = {} -%}
+        {%- for privilege, grantees in current.items() -%}
+            {%- if privilege | lower in grant_config.keys() | map('lower') | list -%}
+                {%- do managed.update({privilege: grantees}) -%}
+            {%- endif -%}
+        {%- endfor -%}
+        {%- set needs_granting = diff_of_two_dicts(granting, managed) -%}
+        {%- set needs_revoking = diff_of_two_dicts(managed, granting) -%}
+    {%- else -%}
+        {%- set needs_granting = granting -%}
+        {%- set needs_revoking = {} -%}
+    {%- endif -%}
+    {%- set statements = get_dcl_statement_list(relation, needs_revoking, get_revoke_sql)
+        + get_dcl_statement_list(relation, needs_granting, get_grant_sql) -%}
+    {%- if statements -%}
+        {{ call_dcl_statements(statements) }}
+    {%- endif -%}
+{% endmacro %}

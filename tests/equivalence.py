@@ -1,0 +1,907 @@
+"""Random legacy-source changes, and the incremental-equals-fresh property they must keep.
+
+A `Harness` owns three databases on the server under test: a template (a small cache in
+DEFAULT and PROD, built once), the incremental database (re-created from the template for
+every example, so every sequence starts from a built state without paying for a build) and
+a reference database, rebuilt from nothing with the same cache content after every step.
+`Change` subclasses are the source mutations hypothesis draws; each one edits
+`cache_entries` the way the legacy loaders do (delete and re-insert, NULL `updated_at`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import multiprocessing
+import re
+import shutil
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from conftest import PROJECT_ROOT, DbtProject, DbtRunFailed, PgServer
+from hypothesis import strategies as st
+from legacy_cache import BASE_TIME, CACHE_DDL, LegacyCache, Published, published, small_cache
+from psycopg import sql
+
+ENVIRONMENTS = {"default": "DEFAULT", "prod": "PROD"}
+LIST_TYPES = ("etf_holdings", "theme_definition", "stock_universe", "etf_universe")
+MAPPED_TYPES = (*LIST_TYPES, "sector_industry_map", "stock_metadata")
+# Each step's build skips unit tests (they mock their inputs, so no source change can alter
+# their outcome) and the generic column tests (not_null, unique, relationships, ...: the
+# contracts' constraints enforce the same on the two tables, and the comparison with a fresh
+# build checks every row); the singular tests -- the reconciliation identity, the
+# empty-environment check -- run on every build.  Halves the time of a step.
+BUILD_ARGS = ("--exclude", "resource_type:unit_test", "test_type:generic")
+# The reference is a fresh build of the two tables from nothing; its tests are not needed.
+REFERENCE_ARGS = (
+    "--select", "+definition_groups", "+group_memberships",
+    "--exclude", "resource_type:test", "resource_type:unit_test",
+)  # fmt: skip
+
+
+def connect(settings: Mapping[str, str]) -> psycopg.Connection:
+    return psycopg.connect(
+        host=settings["PGHOST"],
+        port=settings["PGPORT"],
+        user=settings["PGUSER"],
+        dbname=settings["PGDATABASE"],
+        autocommit=True,
+    )
+
+
+# --- the starting cache ---------------------------------------------------------------------
+
+
+def starting_cache(cache: LegacyCache) -> None:
+    """small_cache in DEFAULT, and a few entries (some sharing DEFAULT's keys) in PROD."""
+    small_cache(cache, "DEFAULT")
+    add = cache.add
+    # fmt: off
+    add("etf_holdings", "SPY", "SPDR S&P 500 ETF Trust",
+        {"holdings": ["AAPL", "MSFT", "XOM"], "last_updated": "2025-12-04T10:00:00"}, "PROD")
+    add("etf_holdings", "DIA", "SPDR Dow Jones ETF",
+        {"holdings": [{"symbol": "AAPL", "weight": 0.05}, {"symbol": "CVX", "weight": 0.03}]},
+        "PROD")
+    add("theme_definition", "gold_miners", "Gold Miners",
+        {"description": "Gold", "symbols": ["NEM", "GOLD", "AEM"]}, "PROD", updated=False)
+    add("stock_universe", "prod_watch", "Watch list", ["AAPL", "NVDA", "NEM"], "PROD")
+    add("sector_industry_map", "energy", "Energy",
+        {"industries": ["Oil & Gas"], "description": "Energy sector"}, "PROD")
+    for symbol in ("XOM", "CVX"):
+        add("stock_metadata", symbol, f"{symbol} Corp.",
+            {"sector": "Energy", "industry": "Oil & Gas"}, "PROD")
+    # fmt: on
+
+
+# --- source changes -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Row:
+    id: int
+    type: str
+    key: str
+    name: str
+    value: Any
+    environment: str
+
+    @property
+    def normalised_environment(self) -> str:
+        return self.environment.strip(" \t\r\n").upper()
+
+
+class Source:
+    """The incremental database's cache_entries, edited like the legacy loaders do."""
+
+    def __init__(self, conn: psycopg.Connection, clock: datetime) -> None:
+        self.conn = conn
+        self.clock = clock
+
+    def tick(self) -> datetime:
+        self.clock += timedelta(minutes=1)
+        return self.clock
+
+    def rows(self, types: Iterable[str] = MAPPED_TYPES) -> list[Row]:
+        found = self.conn.execute(
+            "select id, type, key, name, value, environment from public.cache_entries"
+            " where type = any(%s) order by id",
+            (list(types),),
+        ).fetchall()
+        return [Row(*r) for r in found]
+
+    def pick(self, index: int, types: Iterable[str] = MAPPED_TYPES) -> Row | None:
+        rows = self.rows(types)
+        return rows[index % len(rows)] if rows else None
+
+    def mapped_entries_in(self, environment: str) -> int:
+        return sum(
+            1
+            for r in self.rows((*LIST_TYPES, "sector_industry_map"))
+            if r.normalised_environment == environment
+        )
+
+    def insert(
+        self,
+        type_: str,
+        key: str,
+        name: str,
+        value: Any,
+        environment: str,
+        *,
+        updated_at: datetime | str | None = "now",
+    ) -> bool:
+        """Insert a row; False (and no change) when it would break the legacy unique key."""
+        stamp = self.tick()
+        updated = stamp if updated_at == "now" else updated_at
+        try:
+            with self.conn.transaction():
+                self.conn.execute(
+                    "insert into public.cache_entries"
+                    " (type, name, key, value, environment, created_at, updated_at)"
+                    " values (%s, %s, %s, %s::jsonb, %s, %s, %s)",
+                    (type_, name, key, json.dumps(value), environment, stamp, updated),
+                )
+        except psycopg.errors.UniqueViolation:
+            return False
+        return True
+
+    def rewrite(
+        self,
+        row: Row,
+        *,
+        value: Any = None,
+        key: str | None = None,
+        name: str | None = None,
+        environment: str | None = None,
+        updated: bool = True,
+    ) -> bool:
+        """Delete the row and insert its new version (new id), as the loaders do."""
+        try:
+            with self.conn.transaction():
+                self.conn.execute("delete from public.cache_entries where id = %s", (row.id,))
+                stamp = self.tick()
+                self.conn.execute(
+                    "insert into public.cache_entries"
+                    " (type, name, key, value, environment, created_at, updated_at)"
+                    " values (%s, %s, %s, %s::jsonb, %s, %s, %s)",
+                    (
+                        row.type,
+                        row.name if name is None else name,
+                        row.key if key is None else key,
+                        json.dumps(row.value if value is None else value),
+                        row.environment if environment is None else environment,
+                        stamp,
+                        stamp if updated else None,
+                    ),
+                )
+        except psycopg.errors.UniqueViolation:
+            return False
+        return True
+
+    def delete(self, row: Row) -> None:
+        self.conn.execute("delete from public.cache_entries where id = %s", (row.id,))
+
+
+def members_of(row: Row) -> tuple[list[Any], Callable[[list[Any]], Any]] | None:
+    """A list entry's member list and a function that puts a new list back in its shape."""
+    value = row.value
+    if isinstance(value, list):
+        return value, lambda new: new
+    if isinstance(value, dict):
+        for key in ("holdings", "symbols", "stocks", "etfs"):
+            if isinstance(value.get(key), list):
+                return value[key], lambda new, key=key: {**value, key: new}
+    return None
+
+
+def symbol_of(element: Any) -> Any:
+    if isinstance(element, dict):
+        return element.get("symbol", element.get("ticker"))
+    return element
+
+
+SYMBOLS = ["AAPL", "MSFT", "NVDA", "XOM", "CVX", "MARA", "NEM", "BRK.B", "BF-B", " tsla "]
+ODD_ELEMENTS = ["", "TOOLONGSYMBOL", "ÄPPL", 42, None, {"name": "no symbol"}]
+WEIGHTS: list[dict[str, Any]] = [
+    {"weight": 0.25},
+    {"weight": 0.12345},
+    {"weight_pct": 12.5},
+    {"weight": -0.1},
+    {"weight": 1.5},
+    {"weight": "0.2"},
+    {},
+]
+
+
+class Change:
+    """One source mutation; `apply` returns a short description of what it did."""
+
+    def apply(self, source: Source) -> str:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class AddSymbol(Change):
+    pick: int
+    element: Any
+
+    def apply(self, source: Source) -> str:
+        row = source.pick(self.pick, LIST_TYPES)
+        found = members_of(row) if row else None
+        if row is None or found is None:
+            return "no list entry"
+        members, shaped = found
+        element = self.element
+        if any(isinstance(m, dict) for m in members) and isinstance(element, str):
+            element = {"ticker" if row.type == "etf_universe" else "symbol": element}
+        source.rewrite(row, value=shaped([*members, element]))
+        return f"{row.type}:{row.key} + {element!r}"
+
+
+@dataclass(frozen=True)
+class RemoveSymbol(Change):
+    pick: int
+    position: int
+
+    def apply(self, source: Source) -> str:
+        row = source.pick(self.pick, LIST_TYPES)
+        found = members_of(row) if row else None
+        if row is None or found is None or not found[0]:
+            return "no list entry with members"
+        members, shaped = found
+        drop = self.position % len(members)
+        source.rewrite(row, value=shaped(members[:drop] + members[drop + 1 :]))
+        return f"{row.type}:{row.key} - {members[drop]!r}"
+
+
+@dataclass(frozen=True)
+class ReorderSymbols(Change):
+    pick: int
+    rotate: int
+
+    def apply(self, source: Source) -> str:
+        row = source.pick(self.pick, LIST_TYPES)
+        found = members_of(row) if row else None
+        if row is None or found is None or len(found[0]) < 2:
+            return "no list entry to reorder"
+        members, shaped = found
+        turn = 1 + self.rotate % (len(members) - 1)
+        source.rewrite(row, value=shaped(members[turn:] + members[:turn]))
+        return f"{row.type}:{row.key} rotated by {turn}"
+
+
+@dataclass(frozen=True)
+class SetWeight(Change):
+    pick: int
+    position: int
+    weight: tuple[tuple[str, Any], ...]
+
+    def apply(self, source: Source) -> str:
+        row = source.pick(self.pick, LIST_TYPES)
+        found = members_of(row) if row else None
+        if row is None or found is None or not found[0]:
+            return "no list entry with members"
+        members, shaped = found
+        at = self.position % len(members)
+        symbol = symbol_of(members[at])
+        element = {"symbol": symbol, **dict(self.weight)}
+        source.rewrite(row, value=shaped([*members[:at], element, *members[at + 1 :]]))
+        return f"{row.type}:{row.key} element {at + 1} = {element!r}"
+
+
+@dataclass(frozen=True)
+class AddEntry(Change):
+    cache_type: str
+    key: str
+    name: str
+    symbols: tuple[Any, ...]
+    environment: str
+
+    def apply(self, source: Source) -> str:
+        symbols = list(self.symbols)
+        values = {
+            "etf_holdings": {"holdings": symbols, "last_updated": "2025-12-06T09:30:00"},
+            "theme_definition": {"description": f"{self.name} theme", "symbols": symbols},
+            "stock_universe": symbols,
+            "etf_universe": {"symbols": symbols},
+            "sector_industry_map": {"industries": ["Misc"], "description": self.name},
+            "stock_metadata": {"sector": self.name, "industry": "Misc"},
+        }
+        done = source.insert(
+            self.cache_type, self.key, self.name, values[self.cache_type], self.environment
+        )
+        return f"{self.cache_type}:{self.key} {'added' if done else 'not added (exists)'}"
+
+
+@dataclass(frozen=True)
+class DeleteEntry(Change):
+    pick: int
+
+    def apply(self, source: Source) -> str:
+        row = source.pick(self.pick)
+        if row is None or (
+            row.type != "stock_metadata"
+            and source.mapped_entries_in(row.normalised_environment) <= 3
+        ):
+            return "kept (its environment would be almost empty)"
+        source.delete(row)
+        return f"{row.type}:{row.key} ({row.environment}) deleted"
+
+
+@dataclass(frozen=True)
+class RenameEntry(Change):
+    """A new display name (the cache row's `name`): an ETF's description, every provenance."""
+
+    pick: int
+    name: str
+
+    def apply(self, source: Source) -> str:
+        row = source.pick(self.pick)
+        if row is None:
+            return "nothing to rename"
+        done = source.rewrite(row, name=self.name)
+        return f"{row.type}:{row.key} named {self.name!r}" + ("" if done else " (conflict)")
+
+
+@dataclass(frozen=True)
+class RekeyEntry(Change):
+    """A new key: the old group goes, a new group (new id) comes."""
+
+    pick: int
+    key: str
+
+    def apply(self, source: Source) -> str:
+        row = source.pick(self.pick, LIST_TYPES)
+        if row is None:
+            return "nothing to re-key"
+        done = source.rewrite(row, key=self.key)
+        return f"{row.type}:{row.key} re-keyed {self.key!r}" + ("" if done else " (conflict)")
+
+
+@dataclass(frozen=True)
+class DuplicateKey(Change):
+    """The same (type, key, environment) under a second name: the newest wins."""
+
+    pick: int
+    name: str
+    when: str  # "newer", "older" or "null" (updated_at NULL, created long ago)
+    drop: int
+
+    def apply(self, source: Source) -> str:
+        row = source.pick(self.pick, LIST_TYPES)
+        if row is None:
+            return "nothing to duplicate"
+        found = members_of(row)
+        value = row.value
+        if found is not None and found[0]:
+            members, shaped = found
+            value = shaped(members[: self.drop % len(members)])
+        stamp = source.tick()
+        updated_at = {"newer": stamp, "older": BASE_TIME, "null": None}[self.when]
+        if self.when != "newer":
+            # created long ago too, so coalesce(updated_at, created_at) is old
+            done = _insert_at(source, row, self.name, value, BASE_TIME, updated_at)
+        else:
+            done = source.insert(row.type, row.key, self.name, value, row.environment)
+        return f"{row.type}:{row.key} also as {self.name!r} ({self.when})" + (
+            "" if done else " (conflict)"
+        )
+
+
+def _insert_at(
+    source: Source, row: Row, name: str, value: Any, created: datetime, updated: datetime | None
+) -> bool:
+    try:
+        with source.conn.transaction():
+            source.conn.execute(
+                "insert into public.cache_entries"
+                " (type, name, key, value, environment, created_at, updated_at)"
+                " values (%s, %s, %s, %s::jsonb, %s, %s, %s)",
+                (row.type, name, row.key, json.dumps(value), row.environment, created, updated),
+            )
+    except psycopg.errors.UniqueViolation:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class SwitchShape(Change):
+    """A universe or holdings list rewritten in another legacy shape (same symbols)."""
+
+    pick: int
+    shape: str  # "array", "symbols", "objects"
+
+    def apply(self, source: Source) -> str:
+        row = source.pick(self.pick, LIST_TYPES)
+        found = members_of(row) if row else None
+        if row is None or found is None:
+            return "no list entry"
+        members = [symbol_of(m) for m in found[0]]
+        if row.type in ("stock_universe", "etf_universe"):
+            key = "stocks" if row.type == "stock_universe" else "etfs"
+            value: Any = {
+                "array": members,
+                "symbols": {"symbols": members, "count": len(members)},
+                "objects": {key: [{"ticker": m} for m in members]},
+            }[self.shape]
+        else:
+            listed = "holdings" if row.type == "etf_holdings" else "symbols"
+            rest = {k: v for k, v in row.value.items() if k != listed}
+            elements = members if self.shape != "objects" else [{"symbol": m} for m in members]
+            value = {**rest, listed: elements}
+        source.rewrite(row, value=value)
+        return f"{row.type}:{row.key} as {self.shape}"
+
+
+@dataclass(frozen=True)
+class NullUpdatedAt(Change):
+    """Re-inserted by an old loader that leaves updated_at NULL (content unchanged)."""
+
+    pick: int
+
+    def apply(self, source: Source) -> str:
+        row = source.pick(self.pick)
+        if row is None:
+            return "nothing to touch"
+        source.rewrite(row, updated=False)
+        return f"{row.type}:{row.key} updated_at NULL"
+
+
+@dataclass(frozen=True)
+class MoveEntry(Change):
+    """To another environment, or to a respelled or invalid environment spelling."""
+
+    pick: int
+    environment: str
+
+    def apply(self, source: Source) -> str:
+        row = source.pick(self.pick)
+        if row is None or row.environment == self.environment:
+            return "nothing to move"
+        leaving = row.normalised_environment
+        if (
+            row.type != "stock_metadata"
+            and leaving != self.environment.strip().upper()
+            and source.mapped_entries_in(leaving) <= 3
+        ):
+            return "kept (its environment would be almost empty)"
+        done = source.rewrite(row, environment=self.environment)
+        return f"{row.type}:{row.key} moved {row.environment!r} -> {self.environment!r}" + (
+            "" if done else " (conflict)"
+        )
+
+
+@dataclass(frozen=True)
+class ChangeSector(Change):
+    pick: int
+    sector: str
+
+    def apply(self, source: Source) -> str:
+        row = source.pick(self.pick, ("stock_metadata",))
+        if row is None:
+            return "no stock"
+        value = {**row.value, "sector": self.sector} if isinstance(row.value, dict) else {}
+        source.rewrite(row, value=value)
+        return f"stock {row.key} sector {self.sector!r}"
+
+
+@dataclass(frozen=True)
+class SetLastUpdated(Change):
+    pick: int
+    stamp: str
+
+    def apply(self, source: Source) -> str:
+        row = source.pick(self.pick, ("etf_holdings", "theme_definition"))
+        if row is None or not isinstance(row.value, dict):
+            return "nothing to stamp"
+        source.rewrite(row, value={**row.value, "last_updated": self.stamp})
+        return f"{row.type}:{row.key} last_updated {self.stamp!r}"
+
+
+def changes() -> st.SearchStrategy[Change]:
+    """Every kind of source change, with arguments that shrink towards simple ones."""
+    picks = st.integers(min_value=0, max_value=40)
+    elements = st.one_of(st.sampled_from(SYMBOLS), st.sampled_from(ODD_ELEMENTS))
+    weights = st.sampled_from(WEIGHTS).map(lambda w: tuple(w.items()))
+    symbol_lists = st.lists(st.sampled_from(SYMBOLS), min_size=0, max_size=4).map(tuple)
+    new_entries = st.one_of(
+        st.builds(
+            AddEntry,
+            cache_type=st.sampled_from(LIST_TYPES),
+            key=st.sampled_from(["SPY", "IWM", "crypto_miners", "theme_crypto", "etf_tracked"]),
+            name=st.sampled_from(["Alpha", "Beta"]),
+            symbols=symbol_lists,
+            environment=st.sampled_from(["DEFAULT", "PROD"]),
+        ),
+        st.builds(
+            AddEntry,
+            cache_type=st.just("stock_metadata"),
+            key=st.sampled_from(["AMZN", "NEM", "aapl"]),
+            name=st.sampled_from(["Energy", "information technology", "Utilities"]),
+            symbols=st.just(()),
+            environment=st.sampled_from(["DEFAULT", "PROD"]),
+        ),
+        st.builds(
+            AddEntry,
+            cache_type=st.just("sector_industry_map"),
+            key=st.sampled_from(["utilities", "energy"]),
+            name=st.sampled_from(["Utilities", "Energy"]),
+            symbols=st.just(()),
+            environment=st.sampled_from(["DEFAULT", "PROD"]),
+        ),
+    )
+    return st.one_of(
+        st.builds(AddSymbol, pick=picks, element=elements),
+        st.builds(RemoveSymbol, pick=picks, position=picks),
+        st.builds(ReorderSymbols, pick=picks, rotate=picks),
+        st.builds(SetWeight, pick=picks, position=picks, weight=weights),
+        new_entries,
+        st.builds(DeleteEntry, pick=picks),
+        st.builds(RenameEntry, pick=picks, name=st.sampled_from(["Renamed", "Beta"])),
+        st.builds(RekeyEntry, pick=picks, key=st.sampled_from(["renamed_key", "etf_tracked"])),
+        st.builds(
+            DuplicateKey,
+            pick=picks,
+            name=st.sampled_from(["Second name", "Third name"]),
+            when=st.sampled_from(["newer", "older", "null"]),
+            drop=picks,
+        ),
+        st.builds(SwitchShape, pick=picks, shape=st.sampled_from(["array", "symbols", "objects"])),
+        st.builds(NullUpdatedAt, pick=picks),
+        st.builds(
+            MoveEntry, pick=picks, environment=st.sampled_from(["PROD", "DEFAULT", "prod ", "dev"])
+        ),
+        st.builds(
+            ChangeSector,
+            pick=picks,
+            sector=st.sampled_from(["Energy", "INFORMATION TECHNOLOGY", "Unknown", ""]),
+        ),
+        st.builds(
+            SetLastUpdated,
+            pick=picks,
+            stamp=st.sampled_from(["2025-12-07T08:00:00Z", "2025-02-30", "yesterday"]),
+        ),
+    )
+
+
+# --- databases and builds -------------------------------------------------------------------
+
+
+@dataclass
+class ProjectCopy(DbtProject):
+    """DbtProject for a copy of the project in another directory (own manifests)."""
+
+    project_dir: Path = PROJECT_ROOT
+
+    def _common(self, target: str) -> list[str]:
+        args = super()._common(target)
+        return [str(self.project_dir) if a == str(PROJECT_ROOT) else a for a in args]
+
+
+def copy_project(destination: Path) -> Path:
+    """The dbt project's own files (no virtualenv, data, logs or Python tests) in a new place."""
+    destination.mkdir(parents=True, exist_ok=True)
+    for name in ("dbt_project.yml", "models", "macros", "seeds", "analyses", "tests/dbt"):
+        source = PROJECT_ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, destination / name)
+        elif source.exists():
+            shutil.copyfile(source, destination / name)
+    return destination
+
+
+def break_macro(project_dir: Path, macro: str, body: str) -> None:
+    """Replace one macro's body in a project copy (for mutation tests of the property)."""
+    for path in (project_dir / "macros").glob("*.sql"):
+        text = path.read_text()
+        pattern = re.compile(
+            r"(\{%-?\s*macro\s+" + re.escape(macro) + r"\(.*?\)\s*-?%\}).*?(\{%-?\s*endmacro)",
+            re.DOTALL,
+        )
+        if pattern.search(text):
+            path.write_text(pattern.sub(lambda m: m.group(1) + body + m.group(2), text, count=1))
+            return
+    raise AssertionError(f"macro {macro} not found in {project_dir / 'macros'}")
+
+
+def terminate_connections(pg_server: PgServer, dbname: str) -> None:
+    with pg_server.connect(autocommit=True) as conn:
+        conn.execute(
+            "select pg_terminate_backend(pid) from pg_stat_activity"
+            " where datname = %s and pid <> pg_backend_pid()",
+            (dbname,),
+        )
+
+
+def clone_database(pg_server: PgServer, template: str, name: str) -> None:
+    terminate_connections(pg_server, template)
+    with pg_server.connect(autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
+        )
+        conn.execute(
+            sql.SQL("create database {} template {}").format(
+                sql.Identifier(name), sql.Identifier(template)
+            )
+        )
+
+
+def environment_part(state: Published, environment: str) -> dict[str, dict[Any, Any]]:
+    """One environment's rows of a Published snapshot, everything included."""
+
+    def mine(mapping: dict[Any, Any], offset: int = 0) -> dict[Any, Any]:
+        return {k: v for k, v in mapping.items() if k[offset] == environment}
+
+    return {
+        "groups": mine(state.groups),
+        "memberships": mine(state.memberships),
+        "group_ids": mine(state.group_ids),
+        "membership_ids": mine(state.membership_ids),
+        "stamps": mine(state.stamps, 1),
+    }
+
+
+def cache_content(conn: psycopg.Connection, environment: str) -> tuple[tuple[Any, ...], ...]:
+    """Every column but the id of every cache row a build of `environment` publishes from
+    (those whose environment reads as it), in id order: what a fresh build's tables see."""
+    return tuple(
+        conn.execute(
+            "select type, name, key, value::text, environment, description, created_at,"
+            " updated_at from public.cache_entries"
+            " where upper(btrim(environment, E' \\t\\r\\n')) = %s order by id",
+            (environment,),
+        ).fetchall()
+    )
+
+
+def copy_cache(rows: Iterable[tuple[Any, ...]], conn: psycopg.Connection) -> None:
+    """Give a database exactly these cache rows (as cache_content returns them)."""
+    conn.execute(CACHE_DDL)
+    conn.execute("truncate public.cache_entries")
+    with conn.cursor() as cur:
+        cur.executemany(
+            "insert into public.cache_entries"
+            " (type, name, key, value, environment, description, created_at, updated_at)"
+            " values (%s, %s, %s, %s::jsonb, %s, %s, %s, %s)",
+            list(rows),
+        )
+
+
+def fresh_build(
+    pg_server: PgServer, project: DbtProject, target: str, rows: Iterable[tuple[Any, ...]]
+) -> Published:
+    """Build the two tables from nothing, for one target, on a recreated database."""
+    pg_server.recreate_database(project.settings["PGDATABASE"])
+    with connect(project.settings) as conn:
+        copy_cache(rows, conn)
+        project.build(target, args=REFERENCE_ARGS)
+        return published(conn)
+
+
+def _reference_worker(
+    pipe: Connection, pg_server: PgServer, settings: dict[str, str], work_dir: str, project: str
+) -> None:
+    """A child process that makes fresh builds while the parent runs the incremental one."""
+    work = Path(work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(PROJECT_ROOT / "profiles.example.yml", work / "profiles.yml")
+    dbt = ProjectCopy(settings, work, {}, project_dir=Path(project))
+    for target in ENVIRONMENTS:
+        dbt._manifest(target)  # parse while the parent builds its template
+    pipe.send(("ready", None))
+    while (message := pipe.recv()) is not None:
+        target, rows = message
+        try:
+            pipe.send(("ok", fresh_build(pg_server, dbt, target, rows)))
+        except Exception as exc:
+            pipe.send(("error", f"{type(exc).__name__}: {exc}"))
+
+
+class ReferenceWorker:
+    """Runs fresh reference builds in a separate process, overlapping the incremental ones."""
+
+    def __init__(
+        self, pg_server: PgServer, settings: Mapping[str, str], work_dir: Path, project: Path
+    ) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.pipe, child = context.Pipe()
+        self.process = context.Process(
+            target=_reference_worker,
+            args=(child, pg_server, dict(settings), str(work_dir), str(project)),
+            daemon=True,
+        )
+        self.process.start()
+        self.ready = False
+
+    def submit(self, target: str, rows: tuple[tuple[Any, ...], ...]) -> None:
+        if not self.ready:
+            self._receive()
+            self.ready = True
+        self.pipe.send((target, rows))
+
+    def result(self) -> Published:
+        return self._receive()
+
+    def _receive(self) -> Any:
+        if not self.pipe.poll(600):
+            raise TimeoutError("the reference build worker did not answer within 600 s")
+        status, payload = self.pipe.recv()
+        if status == "error":
+            raise DbtRunFailed(f"reference build failed: {payload}")
+        return payload
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.pipe.send(None)
+        self.process.join(30)
+        if self.process.is_alive():
+            self.process.kill()
+
+
+@dataclass
+class Harness:
+    """The databases and dbt projects one property run uses (see the module docstring)."""
+
+    pg_server: PgServer
+    incremental: DbtProject
+    template_name: str
+    reference_name: str
+    work_dir: Path
+    project_dir: Path = PROJECT_ROOT
+    build_args: tuple[str, ...] = BUILD_ARGS
+    references: dict[Any, Published] = field(default_factory=dict)
+    worker: ReferenceWorker | None = None
+    parallel: bool = True
+    local_reference: DbtProject | None = None
+    pending: Any = None
+    builds: int = 0
+    reference_builds: int = 0
+    examples: int = 0
+    steps: list[int] = field(default_factory=list)
+
+    @property
+    def incremental_name(self) -> str:
+        return self.incremental.settings["PGDATABASE"]
+
+    def create_template(self) -> None:
+        """Build the starting cache for both environments once; later examples clone it."""
+        if self.parallel:
+            self.worker = ReferenceWorker(
+                self.pg_server,
+                self.pg_server.database_settings(self.reference_name),
+                self.work_dir / f"reference-{self.reference_name}",
+                self.project_dir,
+            )
+        else:
+            self.local_reference = ProjectCopy(
+                self.pg_server.database_settings(self.reference_name),
+                self.work_dir,
+                self.incremental.manifests,
+                project_dir=self.project_dir,
+            )
+        self.pg_server.recreate_database(self.incremental_name)
+        with connect(self.incremental.settings) as conn:
+            starting_cache(LegacyCache(conn).create())
+        for target in ENVIRONMENTS:
+            self.incremental.build(target, args=self.build_args)
+        terminate_connections(self.pg_server, self.incremental_name)
+        clone_database(self.pg_server, self.incremental_name, self.template_name)
+
+    def start_example(self) -> psycopg.Connection:
+        self.examples += 1
+        self.steps.append(0)
+        clone_database(self.pg_server, self.template_name, self.incremental_name)
+        return connect(self.incremental.settings)
+
+    def build(self, target: str, variables: Mapping[str, Any] | None = None) -> None:
+        self.builds += 1
+        self.incremental.build(target, args=self.build_args, variables=variables)
+
+    def start_fresh_build(self, conn: psycopg.Connection, target: str) -> None:
+        """Start (in the worker) what a first build on an empty database makes of this cache."""
+        key = (target, cache_content(conn, ENVIRONMENTS[target]))
+        self.pending = key
+        if key not in self.references:
+            self.reference_builds += 1
+            if self.worker is not None:
+                self.worker.submit(target, key[1])
+                self.references[key] = None  # type: ignore[assignment]
+            else:
+                assert self.local_reference is not None
+                self.references[key] = fresh_build(
+                    self.pg_server, self.local_reference, target, key[1]
+                )
+
+    def fresh_build(self) -> Published:
+        """The result of the last start_fresh_build (memoised by cache content)."""
+        key, self.pending = self.pending, None
+        if self.references[key] is None:
+            assert self.worker is not None
+            self.references[key] = self.worker.result()
+        return self.references[key]
+
+    def drop(self) -> None:
+        if self.worker is not None:
+            self.worker.close()
+        for name in (self.template_name, self.reference_name):
+            self.pg_server.drop_database(name)
+
+
+# --- the property ---------------------------------------------------------------------------
+
+
+class PropertyViolation(AssertionError):
+    pass
+
+
+def check_step(
+    *,
+    environment: str,
+    before: Published,
+    after: Published,
+    expected: Published,
+    seen_group_ids: set[int],
+    seen_membership_ids: set[int],
+) -> None:
+    """Everything one incremental build must have done to one environment's rows."""
+    mine, fresh = environment_part(after, environment), environment_part(expected, environment)
+    old = environment_part(before, environment)
+    problems = []
+    for part in ("groups", "memberships"):
+        if mine[part] != fresh[part]:
+            missing = fresh[part].keys() - mine[part].keys()
+            extra = mine[part].keys() - fresh[part].keys()
+            differ = [
+                (k, mine[part][k], fresh[part][k])
+                for k in sorted(mine[part].keys() & fresh[part].keys())
+                if mine[part][k] != fresh[part][k]
+            ]
+            problems.append(
+                f"{part} differ from a fresh build: missing {sorted(missing)}, "
+                f"extra {sorted(extra)}, different {differ}"
+            )
+    for ids, seen in (("group_ids", seen_group_ids), ("membership_ids", seen_membership_ids)):
+        survivors = old[ids].keys() & mine[ids].keys()
+        moved = {k: (old[ids][k], mine[ids][k]) for k in survivors if old[ids][k] != mine[ids][k]}
+        if moved:
+            problems.append(f"surviving rows changed {ids}: {moved}")
+        reused = {k: v for k, v in mine[ids].items() if k not in old[ids] and v in seen}
+        if reused:
+            problems.append(f"new rows reuse old {ids}: {reused}")
+    for part, kind in (("groups", "group"), ("memberships", "membership")):
+        for key, content in mine[part].items():
+            stamp_key = (kind, *key)
+            if key not in old[part]:
+                continue
+            first_old, last_old = old["stamps"][stamp_key]
+            first_new, last_new = mine["stamps"][stamp_key]
+            if first_old != first_new:
+                problems.append(f"{kind} {key}: created/added stamp changed")
+            if content == old[part][key] and last_old != last_new:
+                problems.append(f"{kind} {key}: rewritten although its content did not change")
+    if problems:
+        raise PropertyViolation("\n".join(problems))
+
+
+def other_environments(state: Published, environment: str) -> dict[str, dict[Any, Any]]:
+    return {
+        env: environment_part(state, env)
+        for env in {k[0] for k in state.groups} | {"DEFAULT", "PROD"}
+        if env != environment
+    }
+
+
+def build_outcome(harness: Harness, target: str) -> str:
+    """Run the incremental build; 'built', or 'guarded' when the mass-delete guard refused."""
+    try:
+        harness.build(target)
+    except DbtRunFailed as failure:
+        if "Mass-delete guard" in str(failure):
+            return "guarded"
+        raise
+    return "built"

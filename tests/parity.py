@@ -1,0 +1,275 @@
+"""Legacy parity, checked independently of the dbt models (DESIGN.md §2).
+
+For every published ETF, THEME and CUSTOM group of an environment, the member set must equal
+the legacy JSON array, normalised, minus the elements the run recorded as error exceptions.
+The check reads the legacy rows itself and re-derives, in Python, which entry wins a
+duplicated key, where each shape keeps its member list, how each element normalises and why
+an element cannot be a member, then compares that with what the run published and recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+VALID_ENVIRONMENTS = ("DEFAULT", "TEST", "UAT", "PROD")
+LIST_TYPES = {
+    "etf_holdings": ("ETF", "holdings"),
+    "theme_definition": ("THEME", "symbols"),
+    "stock_universe": ("CUSTOM", "universe"),
+    "etf_universe": ("CUSTOM", "universe"),
+}
+SYMBOL_PATTERN = re.compile(r"[A-Z0-9][A-Z0-9.-]{0,9}")
+FOUR_PLACES = Decimal("0.0001")
+
+
+def normalise_symbol(text: str) -> str:
+    """Trimmed of blanks, ASCII letters upper-cased (a symbol is A-Z, 0-9, '.', '-')."""
+    return text.strip(" ").translate(_ASCII_UPPER)
+
+
+_ASCII_UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def is_valid_symbol(symbol: str) -> bool:
+    return SYMBOL_PATTERN.fullmatch(symbol) is not None
+
+
+def member_list(cache_type: str, value: Any) -> list[Any] | None:
+    """Where each legacy shape keeps its member list; None when the entry has none."""
+    source = LIST_TYPES[cache_type][1]
+    if source in ("holdings", "symbols"):
+        found = value.get(source) if isinstance(value, dict) else None
+        return found if isinstance(found, list) else None
+    if isinstance(value, list):
+        return value
+    if isinstance(value, dict):
+        for key in ("symbols", "stocks", "etfs"):
+            if isinstance(value.get(key), list):
+                return value[key]
+    return None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | Decimal) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class Element:
+    """What one legacy element should become: a member (reason None) or an exception."""
+
+    position: int
+    symbol: str | None
+    reason: str | None
+    weight: Decimal | None = None
+    bad_weight: bool = False
+
+
+def read_element(position: int, element: Any) -> Element:
+    """Reads one element the way DESIGN.md §2 describes (duplicates are decided later)."""
+    raw: str | None = None
+    if isinstance(element, str):
+        raw = element
+    elif isinstance(element, dict):
+        raw = next(
+            (element[k] for k in ("symbol", "ticker") if isinstance(element.get(k), str)), None
+        )
+    if raw is None:
+        return Element(position, None, "invalid_element")
+    symbol = normalise_symbol(raw)
+    if not is_valid_symbol(symbol):
+        return Element(position, symbol, "invalid_symbol")
+    weight, bad_weight = None, False
+    if isinstance(element, dict):
+        for key, scale in (("weight", Decimal(1)), ("weight_pct", Decimal(100))):
+            if key in element:
+                given = element[key]
+                if _is_number(given) and 0 <= given <= scale:
+                    weight = (Decimal(given) / scale).quantize(FOUR_PLACES, ROUND_HALF_UP)
+                else:
+                    bad_weight = True
+                break
+    return Element(position, symbol, None, weight, bad_weight)
+
+
+def expected_elements(cache_type: str, value: Any) -> list[Element] | None:
+    """Every element of an entry's member list with its expected fate, or None (no list)."""
+    elements = member_list(cache_type, value)
+    if elements is None:
+        return None
+    seen: set[str] = set()
+    result = []
+    for position, element in enumerate(elements, start=1):
+        read = read_element(position, element)
+        if read.reason is None and read.symbol in seen:
+            read = Element(position, read.symbol, "duplicate_in_group")
+        if read.reason is None:
+            seen.add(str(read.symbol))
+        result.append(read)
+    return result
+
+
+@dataclass
+class ParityReport:
+    """What the parity check compared, and every disagreement it found."""
+
+    environment: str
+    groups_checked: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return not self.problems
+
+    def __str__(self) -> str:
+        head = f"parity of {self.groups_checked} groups in {self.environment}"
+        if not self.problems:
+            return head + ": ok"
+        return head + ":\n  " + "\n  ".join(self.problems[:50])
+
+
+LEGACY_SQL = """
+select id, type, key, name, value::text, md5(value::text),
+       coalesce(updated_at, created_at)
+from {cache}
+where upper(btrim(environment, E' \\t\\r\\n')) = %s and type = any(%s)
+"""
+
+GROUPS_SQL = """
+select id, type, name, metadata -> 'source' ->> 'type', metadata -> 'source' ->> 'key',
+       metadata -> 'source' ->> 'checksum'
+from {groups}
+where environment = %s and type in ('ETF', 'THEME', 'CUSTOM') and metadata ? 'source'
+"""
+
+MEMBERS_SQL = """
+select group_id, symbol, weight, metadata from {memberships}
+where group_id = any(%s)
+"""
+
+EXCEPTIONS_SQL = """
+select cache_entry_id, element_position, reason, severity from {exceptions}
+where element_position is not null
+"""
+
+
+def parity_report(
+    conn: psycopg.Connection,
+    environment: str,
+    *,
+    schema: str = "public",
+    source_schema: str = "public",
+) -> ParityReport:
+    """Compares every published ETF/THEME/CUSTOM group of `environment` with its legacy entry."""
+    report = ParityReport(environment)
+    intermediate = f"{schema}_intermediate_{environment.lower()}"
+    names = {
+        "cache": sql.Identifier(source_schema, "cache_entries"),
+        "groups": sql.Identifier(schema, "definition_groups"),
+        "memberships": sql.Identifier(schema, "group_memberships"),
+        "exceptions": sql.Identifier(intermediate, "int_migration_exceptions"),
+    }
+    legacy: dict[tuple[str, str], list[tuple[Any, ...]]] = {}
+    for row in conn.execute(
+        sql.SQL(LEGACY_SQL).format(**names), (environment, list(LIST_TYPES))
+    ).fetchall():
+        legacy.setdefault((row[1], row[2]), []).append(row)
+    groups = conn.execute(sql.SQL(GROUPS_SQL).format(**names), (environment,)).fetchall()
+    members: dict[int, dict[str, tuple[Any, Any]]] = {}
+    for group_id, symbol, weight, metadata in conn.execute(
+        sql.SQL(MEMBERS_SQL).format(**names), ([g[0] for g in groups],)
+    ).fetchall():
+        members.setdefault(group_id, {})[symbol] = (weight, metadata)
+    recorded: dict[int, dict[int, set[tuple[str, str]]]] = {}
+    for entry_id, position, reason, severity in conn.execute(
+        sql.SQL(EXCEPTIONS_SQL).format(**names)
+    ).fetchall():
+        recorded.setdefault(entry_id, {}).setdefault(position, set()).add((reason, severity))
+
+    for group_id, group_type, name, source_type, source_key, checksum in groups:
+        report.groups_checked += 1
+        label = f"{group_type} {name} ({source_type}:{source_key})"
+        versions = legacy.get((source_type, source_key), [])
+        if source_type not in LIST_TYPES or not versions:
+            report.problems.append(f"{label}: no legacy entry in {environment}")
+            continue
+        # the most recently updated version wins; ties go to the higher cache id
+        entry_id, _, _, _, value_text, value_md5, _ = max(versions, key=lambda r: (r[6], r[0]))
+        if LIST_TYPES[source_type][0] != group_type:
+            report.problems.append(f"{label}: a {source_type} entry should be {group_type}")
+        if checksum != value_md5:
+            report.problems.append(f"{label}: checksum is not the winning entry's (id {entry_id})")
+        value = json.loads(value_text, parse_float=Decimal, parse_int=Decimal)
+        elements = expected_elements(source_type, value)
+        if elements is None:
+            report.problems.append(f"{label}: published, but its entry has no member list")
+            continue
+        errors = {
+            position: {reason for reason, severity in found if severity == "error"}
+            for position, found in recorded.get(entry_id, {}).items()
+        }
+        # the parity statement: normalised legacy array minus recorded error exceptions
+        kept = {
+            e.symbol if e.symbol is not None else f"<element {e.position}>"
+            for e in elements
+            if not errors.get(e.position)
+        }
+        published = members.get(group_id, {})
+        if kept != set(published):
+            report.problems.append(
+                f"{label}: members {sorted(published)} but the legacy array minus its "
+                f"recorded errors gives {sorted(kept)}"
+            )
+        for element in elements:
+            _compare_element(report, label, element, recorded.get(entry_id, {}), published)
+    return report
+
+
+def _compare_element(
+    report: ParityReport,
+    label: str,
+    element: Element,
+    recorded: dict[int, set[tuple[str, str]]],
+    published: dict[str, tuple[Any, Any]],
+) -> None:
+    """One element's expected fate against the exceptions and the membership it got."""
+    found = recorded.get(element.position, set())
+    where = f"{label} element {element.position}"
+    if element.reason is not None:
+        if found != {(element.reason, "error")}:
+            report.problems.append(f"{where}: expected {element.reason}, recorded {found}")
+        return
+    expected = {("invalid_weight", "warning")} if element.bad_weight else set()
+    if found != expected:
+        report.problems.append(f"{where}: expected exceptions {expected}, recorded {found}")
+    weight, metadata = published.get(str(element.symbol), (None, None))
+    if str(element.symbol) not in published:
+        return  # reported by the member-set comparison
+    if weight != element.weight:
+        report.problems.append(f"{where}: weight {weight}, expected {element.weight}")
+    if not isinstance(metadata, dict) or metadata.get("position") != element.position:
+        report.problems.append(f"{where}: metadata {metadata} lacks position {element.position}")
+
+
+def assert_parity(conn: psycopg.Connection, environment: str, **kwargs: Any) -> ParityReport:
+    """Raises AssertionError listing every disagreement; returns the report otherwise."""
+    report = parity_report(conn, environment, **kwargs)
+    assert report, str(report)
+    return report
+
+
+def dbt_test_statuses(result: Any) -> dict[str, str]:
+    """{test name: status} of the data tests an in-process dbt invocation ran."""
+    statuses = {}
+    for node_result in getattr(result.result, "results", []) or []:
+        node = node_result.node
+        if getattr(node, "resource_type", None) is not None and str(node.resource_type).endswith(
+            "test"
+        ):
+            statuses[node.name] = str(node_result.status)
+    return statuses
