@@ -154,6 +154,17 @@ class DbtProject:
     work_dir: Path
     manifests: dict[str, Any] = field(default_factory=dict)
 
+    def connect(self) -> psycopg.Connection:
+        """An autocommit connection to this project's database."""
+        s = self.settings
+        return psycopg.connect(
+            host=s["PGHOST"],
+            port=s["PGPORT"],
+            user=s["PGUSER"],
+            dbname=s["PGDATABASE"],
+            autocommit=True,
+        )
+
     def _env(self) -> dict[str, str]:
         return {**self.settings, "DO_NOT_TRACK": "1", "DBT_SCHEMA": "public"}
 

@@ -25,8 +25,10 @@ from typing import Any
 import psycopg
 from conftest import PROJECT_ROOT, DbtProject, DbtRunFailed, PgServer
 from hypothesis import strategies as st
-from legacy_cache import BASE_TIME, CACHE_DDL, LegacyCache, Published, published, small_cache
+from legacy_cache import BASE_TIME, LegacyCache, Published, published, small_cache
 from psycopg import sql
+
+from validation.sample import ensure_table
 
 ENVIRONMENTS = {"default": "DEFAULT", "prod": "PROD"}
 LIST_TYPES = ("etf_holdings", "theme_definition", "stock_universe", "etf_universe")
@@ -661,7 +663,7 @@ def cache_content(conn: psycopg.Connection, environment: str) -> tuple[tuple[Any
 
 def copy_cache(rows: Iterable[tuple[Any, ...]], conn: psycopg.Connection) -> None:
     """Give a database exactly these cache rows (as cache_content returns them)."""
-    conn.execute(CACHE_DDL)
+    ensure_table(conn)
     conn.execute("truncate public.cache_entries")
     with conn.cursor() as cur:
         cur.executemany(

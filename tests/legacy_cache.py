@@ -10,22 +10,9 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-BASE_TIME = datetime(2025, 12, 5, 10, 0, tzinfo=UTC)
+from validation.sample import ensure_table
 
-CACHE_DDL = """
-create table if not exists public.cache_entries (
-  id          serial primary key,
-  type        varchar(50)  not null,
-  name        varchar(100) not null,
-  key         varchar(100) not null,
-  value       jsonb        not null,
-  environment varchar(10)  not null,
-  description text,
-  created_at  timestamptz  default current_timestamp,
-  updated_at  timestamptz,
-  constraint unique_cache_entry unique (type, name, key, environment)
-)
-"""
+BASE_TIME = datetime(2025, 12, 5, 10, 0, tzinfo=UTC)
 
 
 @dataclass
@@ -36,7 +23,7 @@ class LegacyCache:
     clock: datetime = BASE_TIME
 
     def create(self) -> LegacyCache:
-        self.conn.execute(CACHE_DDL)
+        ensure_table(self.conn)
         return self
 
     def tick(self) -> datetime:
@@ -103,7 +90,7 @@ class LegacyCache:
 
     def copy_to(self, other: psycopg.Connection) -> None:
         """Give another database exactly this cache content (ids aside)."""
-        other.execute(CACHE_DDL)
+        ensure_table(other)
         other.execute("truncate public.cache_entries")
         with other.cursor() as cur:
             cur.executemany(

@@ -10,17 +10,6 @@ from conftest import DbtProject, PgServer, failure_messages
 from legacy_cache import LegacyCache, cache_fingerprint, published, small_cache, table_fingerprint
 
 
-def _connect(project: DbtProject) -> psycopg.Connection:
-    s = project.settings
-    return psycopg.connect(
-        host=s["PGHOST"],
-        port=s["PGPORT"],
-        user=s["PGUSER"],
-        dbname=s["PGDATABASE"],
-        autocommit=True,
-    )
-
-
 def _both_tables(conn: psycopg.Connection) -> tuple[str, str]:
     groups = table_fingerprint(conn, "definition_groups")
     return groups, table_fingerprint(conn, "group_memberships")
@@ -43,7 +32,7 @@ where g.environment = 'DEFAULT' order by g.id, m.id
 @pytest.fixture
 def small_legacy_cache(dbt_project: DbtProject) -> LegacyCache:
     """The dbt project's database holding the compact cache with every legacy shape."""
-    conn = _connect(dbt_project)
+    conn = dbt_project.connect()
     return small_cache(LegacyCache(conn).create())
 
 
@@ -52,7 +41,7 @@ def _fresh_build_of(
 ) -> psycopg.Connection:
     """Rebuild the reference database from nothing with the same cache content."""
     pg_server.recreate_database(reference.settings["PGDATABASE"])
-    conn = _connect(reference)
+    conn = reference.connect()
     cache.copy_to(conn)
     reference.build(target)
     return conn
@@ -211,7 +200,7 @@ def test_runs_never_write_to_cache_entries(
 
 
 def test_an_environment_run_never_touches_another_environment(dbt_project: DbtProject):
-    conn = _connect(dbt_project)
+    conn = dbt_project.connect()
     cache = LegacyCache(conn).create()
     small_cache(cache, "DEFAULT")
     small_cache(cache, "PROD")
@@ -231,7 +220,7 @@ def test_an_environment_run_never_touches_another_environment(dbt_project: DbtPr
 
 
 def test_an_environment_without_entries_fails_loudly(dbt_project: DbtProject):
-    conn = _connect(dbt_project)
+    conn = dbt_project.connect()
     cache = LegacyCache(conn).create()
     cache.add("etf_holdings", "SPY", "SPDR", {"holdings": ["AAPL"]}, "dev")
     cache.add("etf_holdings", "QQQ", "Invesco", {"holdings": ["AAPL"]}, "prod ")

@@ -30,17 +30,6 @@ from validation.validate import (
 SECRET = "never-printed-0xC0FFEE"  # a dummy password: the test servers use trust auth
 
 
-def _connect(project: DbtProject) -> psycopg.Connection:
-    s = project.settings
-    return psycopg.connect(
-        host=s["PGHOST"],
-        port=s["PGPORT"],
-        user=s["PGUSER"],
-        dbname=s["PGDATABASE"],
-        autocommit=True,
-    )
-
-
 def _validate(
     project: DbtProject,
     docs_dir: Path,
@@ -65,7 +54,7 @@ def _failed(report: ValidationReport) -> set[str]:
 @pytest.fixture
 def small_test_build(dbt_project: DbtProject) -> psycopg.Connection:
     """The TEST environment migrated from the compact cache with every legacy shape."""
-    conn = _connect(dbt_project)
+    conn = dbt_project.connect()
     small_cache(LegacyCache(conn).create(), "TEST")
     dbt_project.build("test")
     return conn
@@ -108,7 +97,7 @@ def test_sample_meets_the_spec_figures(dbt_project: DbtProject, tmp_path: Path):
     """DEFAULT on the realistic sample: 24 / 20 / 11, ~3,700 symbols, budgets (default.yml)."""
     from validation.sample import load_sample
 
-    with _connect(dbt_project) as conn:
+    with dbt_project.connect() as conn:
         load_sample(conn, environments=("DEFAULT",))
     dbt_project.build("default")
 
