@@ -1,11 +1,15 @@
+{#-
+    The mass-delete guard.  It refuses a run that would delete more than
+    var('mass_delete_max_share') of this environment's groups or memberships once it holds at
+    least var('mass_delete_min_rows') of them, or all of them: the usual sign of an empty or
+    truncated source.  --vars '{allow_mass_delete: true}' lets it through.  Groups (and the
+    memberships they take with them) are checked before any write; the memberships a changed
+    group loses are checked once publish_memberships knows them, in the same transaction, so
+    either refusal leaves nothing changed.
+-#}
+
 {% macro guard_mass_delete() %}
-    {#-
-        Pre-hook of definition_groups.  Refuses (before any write, so the transaction rolls
-        back with nothing changed) a run that would delete more than
-        var('mass_delete_max_share') of this environment's groups or memberships once it
-        holds at least var('mass_delete_min_rows') of them, or all of them: the usual sign of
-        an empty or truncated source.  --vars '{allow_mass_delete: true}' lets it through.
-    -#}
+    {#- Pre-hook of definition_groups. -#}
     {%- if not execute or not is_incremental() -%}
         {{ return('select 1 /* first build: nothing to guard */') }}
     {%- endif -%}
@@ -13,13 +17,11 @@
     {%- set memberships = memberships_relation() -%}
     {%- set counts_sql -%}
         with
-
         existing_groups as (
             select id, type, metadata
             from {{ this }}
             where environment = '{{ environment }}' and metadata ? 'source'
         ),
-
         doomed_groups as (
             select existing_groups.id
             from existing_groups
@@ -29,40 +31,59 @@
                 where {{ group_identity_matches('existing_groups', 'desired_groups') }}
             )
         )
-
         select
             (select count(*) from existing_groups) as existing_groups,
             (select count(*) from doomed_groups) as doomed_groups,
             {%- if memberships is none %}
-            0 as existing_memberships,
             0 as doomed_memberships
             {%- else %}
             (
-                select count(*)
-                from ({{ existing_memberships_sql(memberships, this) }}) as existing_memberships
-            ) as existing_memberships,
-            (
-                select count(*)
-                from ({{ existing_memberships_sql(memberships, this) }}) as existing_memberships
-                where not exists (
-                    select 1
-                    from ({{ desired_memberships_sql(this) }}) as desired_memberships
-                    where
-                        desired_memberships.group_id = existing_memberships.group_id
-                        and desired_memberships.symbol = existing_memberships.symbol
-                )
+                select count(*) from {{ memberships }} as group_memberships
+                where group_memberships.group_id in (select doomed_groups.id from doomed_groups)
             ) as doomed_memberships
             {%- endif %}
     {%- endset -%}
     {%- set row = run_query(counts_sql).rows[0] -%}
+    {%- set checks = [('definition_groups', row[0] | int, row[1] | int)] -%}
+    {%- set doomed_memberships = row[2] | int -%}
+    {%- if memberships is not none and doomed_memberships > 0 -%}
+        {%- set existing = environment_membership_count(memberships, this, doomed_memberships) -%}
+        {%- if existing is not none -%}
+            {%- do checks.append(('group_memberships', existing, doomed_memberships)) -%}
+        {%- endif -%}
+    {%- endif -%}
+    {%- do mass_delete_verdict(checks) -%}
+    {{ return('select 1 /* mass-delete guard passed */') }}
+{% endmacro %}
+
+
+{% macro environment_membership_count(memberships, groups, doomed) %}
+    {#-
+        This environment's memberships, counted only as far as the verdict needs: none is
+        returned when there are more than doomed / mass_delete_max_share of them, since then
+        deleting doomed of them cannot trip the guard.
+    -#}
+    {%- set max_share = var('mass_delete_max_share', 0.5) | float -%}
+    {%- set enough = ((doomed / max_share) | int) + 1 -%}
+    {%- set counted = run_query(
+        "select count(*) from (select 1 from " ~ memberships ~ " as group_memberships"
+        ~ " inner join " ~ groups ~ " as definition_groups"
+        ~ " on group_memberships.group_id = definition_groups.id"
+        ~ " where definition_groups.environment = '" ~ migration_environment() ~ "'"
+        ~ " and definition_groups.metadata ? 'source' limit " ~ enough ~ ") as counted_rows"
+    ).columns[0].values()[0] | int -%}
+    {{ return(none if counted >= enough else counted) }}
+{% endmacro %}
+
+
+{% macro mass_delete_verdict(checks) %}
+    {#- checks: (table, rows the environment holds, rows this run would delete) triples. -#}
+    {%- set environment = migration_environment() -%}
     {%- set max_share = var('mass_delete_max_share', 0.5) | float -%}
     {%- set min_rows = var('mass_delete_min_rows', 10) | int -%}
     {%- set allowed = var('allow_mass_delete', false) in [true, 'true', 'True', 1, '1', 'yes'] -%}
     {%- set problems = [] -%}
-    {%- for label, existing, doomed in [
-        ('definition_groups', row[0] | int, row[1] | int),
-        ('group_memberships', row[2] | int, row[3] | int),
-    ] -%}
+    {%- for label, existing, doomed in checks -%}
         {%- if existing > 0 and (doomed == existing or (existing >= min_rows and doomed > existing * max_share)) -%}
             {%- do problems.append(
                 "%d of %d %s (%.0f%%)" | format(doomed, existing, label, 100.0 * doomed / existing)
@@ -80,5 +101,4 @@
     {%- elif problems -%}
         {{ log("Mass-delete guard overridden (allow_mass_delete): deleting " ~ problems | join(' and ') ~ " in " ~ environment, info=true) }}
     {%- endif -%}
-    {{ return('select 1 /* mass-delete guard passed */') }}
 {% endmacro %}

@@ -1,8 +1,17 @@
 {#-
     The publishing logic shared by the two contract tables.  definition_groups writes its own
     changes and, in its post-hook, the membership diff, inside one transaction, so readers
-    never see a group with a half-applied member list.  group_memberships then converges
-    (zero rows in steady state) and creates its table on the first build.
+    never see a group with a half-applied member list.  group_memberships creates its table,
+    with its contract, on the first build and is empty afterwards.
+
+    The diff covers what can have changed, not the whole environment:
+      - every group this run inserted or updated (its updated_at is the run's timestamp): a
+        member list changes only with its entry's checksum, which is in the group's metadata;
+      - for SECTOR groups, the symbols whose stock_metadata entries int_stock_sectors rewrote
+        since the last publish (its changed_batch is past the 'definition_groups.stocks'
+        watermark).
+    --vars '{reconcile_memberships: true}' diffs every group and symbol instead, which also
+    repairs rows changed by hand.
 -#}
 
 {% macro serialize_mart_writes() %}
@@ -23,39 +32,120 @@
 {% endmacro %}
 
 
-{% macro desired_memberships_sql(groups_relation) -%}
+{% macro reconcile_all_memberships() %}
+    {{ return(var('reconcile_memberships', false) in [true, 'true', 'True', 1, '1', 'yes']) }}
+{% endmacro %}
+
+
+{% macro environment_groups_sql(groups_relation) -%}
     select
-        definition_groups.id as group_id,
-        int_group_memberships.symbol,
-        int_group_memberships.weight,
-        int_group_memberships.metadata
-    from {{ ref('int_group_memberships') }} as int_group_memberships
-    inner join {{ groups_relation }} as definition_groups
-        on
-            definition_groups.environment = '{{ migration_environment() }}'
-            and definition_groups.type = int_group_memberships.group_type
-            and definition_groups.metadata -> 'source' ->> 'type' = int_group_memberships.source_type
-            and definition_groups.metadata -> 'source' ->> 'key' = int_group_memberships.source_key
-{%- endmacro %}
-
-
-{% macro existing_memberships_sql(memberships_relation, groups_relation) -%}
-    select group_memberships.*
-    from {{ memberships_relation }} as group_memberships
-    inner join {{ groups_relation }} as definition_groups
-        on group_memberships.group_id = definition_groups.id
+        definition_groups.id,
+        definition_groups.type,
+        definition_groups.name,
+        definition_groups.updated_at,
+        definition_groups.metadata -> 'source' ->> 'type' as source_type,
+        definition_groups.metadata -> 'source' ->> 'key' as source_key
+    from {{ groups_relation }} as definition_groups
     where
         definition_groups.environment = '{{ migration_environment() }}'
         and definition_groups.metadata ? 'source'
 {%- endmacro %}
 
 
-{% macro membership_changes_sql(memberships_relation, groups_relation, sequence_name) -%}
-    {#- Rows to insert (new id) or update (existing id) so the table matches the desired set. -#}
+{% macro all_desired_memberships_sql(groups_relation) -%}
+    select
+        environment_groups.id as group_id,
+        int_group_memberships.symbol,
+        int_group_memberships.weight,
+        int_group_memberships.metadata
+    from {{ ref('int_group_memberships') }} as int_group_memberships
+    inner join ({{ environment_groups_sql(groups_relation) }}) as environment_groups
+        on
+            environment_groups.type = int_group_memberships.group_type
+            and environment_groups.source_type = int_group_memberships.source_type
+            and environment_groups.source_key = int_group_memberships.source_key
+{%- endmacro %}
+
+
+{% macro membership_diff_sql(memberships_relation, groups_relation, sequence_name) -%}
+    {#-
+        One row per membership to insert, update or delete (change) for the groups and
+        symbols in scope; ids of new rows come from the sequence.
+    -#}
+    {%- set reconcile = reconcile_all_memberships() %}
     with
 
+    environment_groups as (
+        {{ environment_groups_sql(groups_relation) | indent(8) }}
+    ),
+
+    changed_groups as (
+        select * from environment_groups
+        {%- if not reconcile %}
+        where environment_groups.updated_at = {{ run_timestamp() }}
+        {%- endif %}
+    ),
+
+    changed_stock_symbols as (
+        select distinct stock_sectors.symbol
+        from {{ ref('int_stock_sectors') }} as stock_sectors
+        {%- if not reconcile %}
+        where
+            stock_sectors.changed_batch
+            > coalesce({{ watermark('definition_groups.stocks') }}, -1)
+        {%- endif %}
+    ),
+
+    sector_groups as (
+        select * from environment_groups
+        where environment_groups.type = 'SECTOR'
+    ),
+
+    desired_list_memberships as (
+        select
+            changed_groups.id as group_id,
+            list_memberships.symbol,
+            list_memberships.weight,
+            list_memberships.metadata
+        from changed_groups
+        inner join ({{ list_membership_rows() }}) as list_memberships
+            on
+                changed_groups.source_type = list_memberships.source_type
+                and changed_groups.source_key = list_memberships.source_key
+                and changed_groups.type = list_memberships.group_type
+    ),
+
+    desired_sector_memberships as (
+        -- every member of a changed SECTOR group, and the changed stocks in every sector
+        select
+            sector_groups.id as group_id,
+            sector_memberships.symbol,
+            sector_memberships.weight,
+            sector_memberships.metadata
+        from sector_groups
+        inner join ({{ sector_membership_rows() }}) as sector_memberships
+            on
+                sector_groups.source_type = sector_memberships.source_type
+                and sector_groups.source_key = sector_memberships.source_key
+        where sector_groups.id in (select changed_groups.id from changed_groups)
+        union
+        select
+            sector_groups.id as group_id,
+            sector_memberships.symbol,
+            sector_memberships.weight,
+            sector_memberships.metadata
+        from sector_groups
+        inner join ({{ sector_membership_rows() }}) as sector_memberships
+            on
+                sector_groups.source_type = sector_memberships.source_type
+                and sector_groups.source_key = sector_memberships.source_key
+        where {{ symbol_in_changed_stocks('sector_memberships.symbol', reconcile) }}
+    ),
+
     desired_memberships as (
-        {{ desired_memberships_sql(groups_relation) | indent(8) }}
+        select * from desired_list_memberships
+        union all
+        select * from desired_sector_memberships
     ),
 
     existing_memberships as (
@@ -65,55 +155,64 @@
             null::integer as group_id,
             null::varchar(50) as symbol,
             null::numeric(5, 4) as weight,
-            null::jsonb as metadata,
-            null::timestamp as added_at
+            null::jsonb as metadata
         where false
         {%- else %}
-        {{ existing_memberships_sql(memberships_relation, groups_relation) | indent(8) }}
+        select
+            group_memberships.id,
+            group_memberships.group_id,
+            group_memberships.symbol,
+            group_memberships.weight,
+            group_memberships.metadata
+        from {{ memberships_relation }} as group_memberships
+        where group_memberships.group_id in (select changed_groups.id from changed_groups)
+        union
+        select
+            group_memberships.id,
+            group_memberships.group_id,
+            group_memberships.symbol,
+            group_memberships.weight,
+            group_memberships.metadata
+        from {{ memberships_relation }} as group_memberships
+        inner join sector_groups
+            on group_memberships.group_id = sector_groups.id
+        where {{ symbol_in_changed_stocks('group_memberships.symbol', reconcile) }}
         {%- endif %}
     ),
 
-    changed_memberships as (
+    compared_memberships as (
         select
-            coalesce(existing_memberships.id, nextval('{{ sequence_name }}'))::integer as id,
-            desired_memberships.group_id::integer as group_id,
-            desired_memberships.symbol::varchar(50) as symbol,
-            desired_memberships.weight::numeric(5, 4) as weight,
-            desired_memberships.metadata::jsonb as metadata,
-            coalesce(existing_memberships.added_at, {{ run_timestamp() }})::timestamp as added_at,
-            {{ run_timestamp() }} as updated_at
+            existing_memberships.id as existing_id,
+            coalesce(desired_memberships.group_id, existing_memberships.group_id) as group_id,
+            coalesce(desired_memberships.symbol, existing_memberships.symbol) as symbol,
+            desired_memberships.weight,
+            desired_memberships.metadata,
+            case
+                when existing_memberships.id is null then 'insert'
+                when desired_memberships.group_id is null then 'delete'
+                when
+                    (existing_memberships.weight, existing_memberships.metadata)
+                    is distinct from (desired_memberships.weight, desired_memberships.metadata)
+                    then 'update'
+            end as change
         from desired_memberships
-        left join existing_memberships
+        full outer join existing_memberships
             on
                 desired_memberships.group_id = existing_memberships.group_id
                 and desired_memberships.symbol = existing_memberships.symbol
-        where
-            existing_memberships.id is null
-            or (existing_memberships.weight, existing_memberships.metadata)
-            is distinct from (desired_memberships.weight, desired_memberships.metadata)
     )
 
-    {#- Written in (group_id, symbol) order: the sector query's count(distinct) over a join
-        reads far less of the table when a group's rows sit together (4x at scale 10). #}
-    select * from changed_memberships
-    order by group_id, symbol
-{%- endmacro %}
-
-
-{% macro delete_stale_memberships_sql(memberships_relation, groups_relation) -%}
-    delete from {{ memberships_relation }} as group_memberships
-    using {{ groups_relation }} as definition_groups
-    where
-        group_memberships.group_id = definition_groups.id
-        and definition_groups.environment = '{{ migration_environment() }}'
-        and definition_groups.metadata ? 'source'
-        and not exists (
-            select 1
-            from ({{ desired_memberships_sql(groups_relation) }}) as desired_memberships
-            where
-                desired_memberships.group_id = group_memberships.group_id
-                and desired_memberships.symbol = group_memberships.symbol
-        )
+    select
+        case
+            when change = 'insert' then nextval('{{ sequence_name }}') else existing_id
+        end::integer as id,
+        group_id::integer as group_id,
+        symbol::varchar(50) as symbol,
+        weight::numeric(5, 4) as weight,
+        metadata::jsonb as metadata,
+        change
+    from compared_memberships
+    where change is not null
 {%- endmacro %}
 
 
@@ -124,50 +223,115 @@
 
 {% macro publish_memberships() %}
     {#-
-        Post-hook of definition_groups: apply the membership diff in the groups' transaction,
-        and log what the run changed.
+        Post-hook of definition_groups: compute the membership diff once, check it against the
+        mass-delete guard, apply it, log it for the analyst models and the run log, and move
+        the stock watermark, all in the groups' transaction.
     -#}
     {%- set memberships = memberships_relation() -%}
-    {%- if memberships is not none -%}
-        with deleted_memberships as (
-            {{ delete_stale_memberships_sql(memberships, this) }}
-            returning 1
-        )
-        update {{ run_log_relation() }}
-        set memberships_deleted = memberships_deleted + (select count(*) from deleted_memberships)
-        where {{ run_log_key() }};
-        merge into {{ memberships }} as target
-        using (
-            {{ membership_changes_sql(memberships, this, membership_sequence(memberships.schema)) }}
-        ) as changes
-        on target.id = changes.id
-        when matched then update set
-            weight = changes.weight,
-            metadata = changes.metadata,
-            updated_at = changes.updated_at
-        when not matched then insert (id, group_id, symbol, weight, metadata, added_at, updated_at)
-        values (
-            changes.id, changes.group_id, changes.symbol, changes.weight, changes.metadata,
-            changes.added_at, changes.updated_at
-        );
-        analyze {{ memberships }};
-    {%- endif %}
-    {{ record_run_counts(this, memberships) }}
+    {%- if memberships is none or not execute -%}
+        {{ return(record_run_counts(this, none)) }}
+    {%- endif -%}
+    {%- set environment = migration_environment() -%}
+    {%- set batch = run_query("select nextval('" ~ batch_sequence() ~ "')").columns[0].values()[0] -%}
+    {%- if not is_incremental() -%}
+        {%- do run_query(
+            "create temporary table groups_before_run (id integer, name text, type text) on commit drop"
+        ) -%}
+    {%- endif -%}
+    {%- do run_query(
+        "create temporary table membership_changes on commit drop as "
+        ~ membership_diff_sql(memberships, this, membership_sequence(memberships.schema))
+    ) -%}
+    {%- set counts = run_query(
+        "select count(*) filter (where change = 'insert'), count(*) filter (where change = 'update'),"
+        ~ " count(*) filter (where change = 'delete') from membership_changes"
+    ).rows[0] -%}
+    {%- set cascaded = run_query(
+        "select memberships_deleted from " ~ run_log_relation() ~ " where " ~ run_log_key()
+    ).columns[0].values()[0] | int -%}
+    {%- do check_membership_deletes(memberships, counts[2] | int + cascaded) -%}
+    delete from {{ memberships }} as group_memberships
+    using membership_changes
+    where membership_changes.change = 'delete' and group_memberships.id = membership_changes.id;
+
+    update {{ memberships }} as group_memberships
+    set
+        weight = membership_changes.weight,
+        metadata = membership_changes.metadata,
+        updated_at = {{ run_timestamp() }}
+    from membership_changes
+    where membership_changes.change = 'update' and group_memberships.id = membership_changes.id;
+
+    {#- Written in (group_id, symbol) order: the sector query's count(distinct) over a join
+        reads far less of the table when a group's rows sit together (4x at scale 10). #}
+    insert into {{ memberships }} (id, group_id, symbol, weight, metadata, added_at, updated_at)
+    select id, group_id, symbol, weight, metadata, {{ run_timestamp() }}, {{ run_timestamp() }}
+    from membership_changes
+    where change = 'insert'
+    order by group_id, symbol;
+
+    insert into {{ change_log_relation() }}
+        (batch, environment, group_id, group_type, group_name, symbol, change)
+    select
+        {{ batch }}, '{{ environment }}', definition_groups.id, definition_groups.type,
+        definition_groups.name, null,
+        case
+            when groups_before_run.id is null then 'insert'
+            when (groups_before_run.name, groups_before_run.type)
+                <> (definition_groups.name, definition_groups.type) then 'rename'
+            else 'update'
+        end
+    from {{ this }} as definition_groups
+    left join groups_before_run
+        on definition_groups.id = groups_before_run.id
+    where
+        definition_groups.environment = '{{ environment }}'
+        and definition_groups.updated_at = {{ run_timestamp() }}
+    union all
+    select
+        {{ batch }}, '{{ environment }}', definition_groups.id, definition_groups.type,
+        definition_groups.name, membership_changes.symbol, membership_changes.change
+    from membership_changes
+    inner join {{ this }} as definition_groups
+        on membership_changes.group_id = definition_groups.id
+    -- a new group's members are implied by its 'insert' row
+    where definition_groups.id in (select groups_before_run.id from groups_before_run);
+
+    {{ prune_change_log() }};
+
+    update {{ run_log_relation() }}
+    set
+        memberships_inserted = memberships_inserted + {{ counts[0] | int }},
+        memberships_updated = memberships_updated + {{ counts[1] | int }},
+        memberships_deleted = memberships_deleted + {{ counts[2] | int }}
+    where {{ run_log_key() }};
+
+    {{ set_watermark(
+        'definition_groups.stocks',
+        'select max(changed_batch) from ' ~ ref('int_stock_sectors')
+    ) }};
+
+    {#- statistics: group_memberships' post-hook (vacuum_memberships) #}
+
+    {{ record_run_counts(this, none) }}
 {% endmacro %}
 
 
-{% macro converge_memberships_pre_hook() %}
-    {#- Pre-hook of group_memberships: delete what is stale (nothing in steady state), logged. -#}
-    {%- if is_incremental() -%}
-        with deleted_memberships as (
-            {{ delete_stale_memberships_sql(this, ref('definition_groups')) }}
-            returning 1
-        )
-        update {{ run_log_relation() }}
-        set memberships_deleted = memberships_deleted + (select count(*) from deleted_memberships)
-        where {{ run_log_key() }}
-    {%- else -%}
-        select 1 /* first build: nothing to delete */
+{% macro check_membership_deletes(memberships, doomed) %}
+    {#-
+        The membership half of the mass-delete guard, once the diff is known (the group half
+        runs before any write, in guard_mass_delete): raise, rolling the whole transaction
+        back, when this run would delete too large a share of the environment's memberships.
+        doomed counts the cascade from removed groups too, which is already gone from the table.
+    -#}
+    {%- if doomed > 0 -%}
+        {%- set cascaded = doomed - (run_query(
+            "select count(*) from membership_changes where change = 'delete'"
+        ).columns[0].values()[0] | int) -%}
+        {%- set remaining = environment_membership_count(memberships, this, doomed) -%}
+        {%- if remaining is not none -%}
+            {%- do mass_delete_verdict([('group_memberships', remaining + cascaded, doomed)]) -%}
+        {%- endif -%}
     {%- endif -%}
 {% endmacro %}
 
@@ -175,25 +339,45 @@
 {% macro delete_removed_groups() %}
     {#-
         Pre-hook of definition_groups: open the run's log entry, then drop the groups whose
-        entry left this environment (their memberships go by cascade), counting both.
+        entry left this environment (their memberships go by cascade), counting both and
+        logging them for the analyst models.
     -#}
     {{ open_run_log_entry() }};
-    {%- if is_incremental() %}
+    {%- if is_incremental() and execute %}
         {%- set memberships = memberships_relation() %}
-        with doomed_groups as (
-            select definition_groups.id
-            from {{ this }} as definition_groups
-            where
-                definition_groups.environment = '{{ migration_environment() }}'
-                and definition_groups.metadata ? 'source'
-                and not exists (
-                    select 1
-                    from {{ ref('int_definition_groups') }} as desired_groups
-                    where {{ group_identity_matches('definition_groups', 'desired_groups') }}
-                )
-        ),
+        {%- set batch = run_query("select nextval('" ~ batch_sequence() ~ "')").columns[0].values()[0] %}
+        create temporary table groups_before_run on commit drop as
+        select definition_groups.id, definition_groups.name, definition_groups.type
+        from {{ this }} as definition_groups
+        where definition_groups.environment = '{{ migration_environment() }}';
 
-        doomed_memberships as (
+        create temporary table doomed_groups on commit drop as
+        select definition_groups.id, definition_groups.type, definition_groups.name
+        from {{ this }} as definition_groups
+        where
+            definition_groups.environment = '{{ migration_environment() }}'
+            and definition_groups.metadata ? 'source'
+            and not exists (
+                select 1
+                from {{ ref('int_definition_groups') }} as desired_groups
+                where {{ group_identity_matches('definition_groups', 'desired_groups') }}
+            );
+
+        insert into {{ change_log_relation() }}
+            (batch, environment, group_id, group_type, group_name, symbol, change)
+        select {{ batch }}, '{{ migration_environment() }}', doomed_groups.id, doomed_groups.type,
+            doomed_groups.name, null, 'delete'
+        from doomed_groups
+        {%- if memberships is not none %}
+        union all
+        select {{ batch }}, '{{ migration_environment() }}', doomed_groups.id, doomed_groups.type,
+            doomed_groups.name, group_memberships.symbol, 'delete'
+        from doomed_groups
+        inner join {{ memberships }} as group_memberships
+            on group_memberships.group_id = doomed_groups.id
+        {%- endif %};
+
+        with doomed_memberships as (
             {%- if memberships is none %}
             select 0 as memberships
             {%- else %}
@@ -217,3 +401,56 @@
         where {{ run_log_key() }}
     {%- endif %}
 {% endmacro %}
+
+
+{% macro record_first_membership_build() %}
+    {#-
+        Post-hook of group_memberships: on the build that creates the table, log what it
+        inserted and mark every stock as published.
+    -#}
+    {%- if is_incremental() -%}
+        select 1 /* publish_memberships logged this run */
+    {%- else -%}
+        {{ record_run_counts(ref('definition_groups'), this) }};
+        {{ set_watermark(
+            'definition_groups.stocks',
+            'select max(changed_batch) from ' ~ ref('int_stock_sectors')
+        ) }}
+    {%- endif -%}
+{% endmacro %}
+
+
+{% macro vacuum_memberships() %}
+    {#-
+        Post-hook of group_memberships, after the commit (VACUUM cannot run in a transaction).
+        VACUUM sets the visibility map, so the analysts' joins read the unique index alone (no
+        heap fetches); it skips the pages no run touched, so it costs little when little
+        changed.  ANALYZE samples the whole table, so it runs only when this run wrote at
+        least 5 % of the rows (the first build wrote them all); smaller drift is autovacuum's.
+    -#}
+    {%- set analyze = true -%}
+    {%- if execute -%}
+        {%- set analyze = run_query(
+            "select table_rows <= 0 or rows_written >= 0.05 * table_rows from ("
+            ~ " select (select reltuples from pg_class where oid = '" ~ this ~ "'::regclass) as table_rows,"
+            ~ " (select coalesce(sum(memberships_inserted + memberships_updated + memberships_deleted), 0)"
+            ~ " from " ~ run_log_relation() ~ " where " ~ run_log_key() ~ ") as rows_written"
+            ~ ") as figures"
+        ).columns[0].values()[0] -%}
+    {%- endif -%}
+    vacuum {% if analyze %}(analyze) {% endif %}{{ this }}
+{% endmacro %}
+
+
+{% macro symbol_in_changed_stocks(column, reconcile) -%}
+    {#-
+        The filter to the changed stocks' symbols.  Usually few: as an array, which the planner
+        reads by index (it assumes a handful of elements).  On a reconciliation every symbol
+        is "changed", and a long array would be searched element by element: a semi-join then.
+    -#}
+    {%- if reconcile -%}
+        {{ column }} in (select changed_stock_symbols.symbol from changed_stock_symbols)
+    {%- else -%}
+        {{ column }} = any(array(select changed_stock_symbols.symbol from changed_stock_symbols))
+    {%- endif -%}
+{%- endmacro %}

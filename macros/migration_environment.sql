@@ -16,3 +16,17 @@
     {#- One UTC wall-clock stamp for every row a run writes (run_started_at is UTC). -#}
     {{ return("'" ~ run_started_at.strftime('%Y-%m-%d %H:%M:%S.%f') ~ "'::timestamp") }}
 {% endmacro %}
+
+
+{% macro in_run_environment() -%}
+    {#-
+        Filter on stg_legacy__cache_entries: the row belongs to this run's environment.  The
+        exact spelling is tested first so the planner can use the column's statistics (almost
+        every row is spelled exactly; without them it expects a handful of rows and picks
+        plans that sort the whole environment).
+    -#}
+    (
+        raw_environment = '{{ migration_environment() }}'
+        or (is_known_environment and environment = '{{ migration_environment() }}')
+    )
+{%- endmacro %}

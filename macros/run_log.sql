@@ -28,7 +28,8 @@
         primary key (invocation_id, environment)
     );
     comment on table {{ run_log_relation() }} is
-        'One row per dbt run and environment: what the run changed in definition_groups and group_memberships (written by their hooks).'
+        'One row per dbt run and environment: what the run changed in definition_groups and group_memberships (written by their hooks).';
+    {{ create_change_tracking() }}
 {% endmacro %}
 
 

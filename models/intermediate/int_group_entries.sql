@@ -11,7 +11,12 @@ with
 cache_entries as (
 
     select * from {{ ref('stg_legacy__cache_entries') }}
-    where is_known_environment and environment = '{{ environment }}'
+    where
+        {{ in_run_environment() }}
+        -- an array, not a join: lets the planner read only the mapped types by index
+        and cache_type = any(
+            array(select mappings.cache_type from {{ ref('cache_type_mappings') }} as mappings)
+        )
 
 ),
 
@@ -34,6 +39,7 @@ mapped_entries as (
         cache_entries.raw_environment,
         cache_entries.is_environment_respelled,
         cache_entries.source_updated_at,
+        cache_entries.content_checksum,
         cache_type_mappings.group_type,
         cache_type_mappings.member_source,
         case
@@ -166,8 +172,10 @@ final as (
                 then entry_value - member_list_path
             else entry_value
         end as entry_value_without_members,
-        md5(entry_value::text) as content_checksum,
-        entry_value,
+        content_checksum,
+        md5(concat_ws('|', cache_type, entry_key, group_type, member_list_path, content_checksum))
+            as member_list_checksum,
+        entry_value_json_type,
         entry_problem,
         entry_problem is null as is_published
 

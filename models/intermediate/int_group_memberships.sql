@@ -1,26 +1,25 @@
 {#- The group_memberships rows this run's environment should hold, keyed by group identity. -#}
+{{ config(materialized='view') }}
 
 with
 
-member_elements as (
+list_memberships as (
 
-    select * from {{ ref('int_member_elements') }}
-    where element_problem is null
+    {{ list_membership_rows() | indent(4) }}
+
+),
+
+sector_memberships as (
+
+    {{ sector_membership_rows() | indent(4) }}
 
 ),
 
 final as (
 
-    select
-        environment,
-        group_type,
-        source_type,
-        source_key,
-        symbol,
-        weight::numeric(5, 4) as weight,
-        membership_metadata as metadata
-
-    from member_elements
+    select * from list_memberships
+    union all
+    select * from sector_memberships
 
 )
 

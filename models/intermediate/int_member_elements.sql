@@ -1,24 +1,50 @@
 {#-
-    One row per source element of every published group: each element of an ETF's
+    One row per element of every published group's member list: each element of an ETF's
     holdings, a theme's symbols or a universe's list (strings or {symbol|ticker, weight |
-    weight_pct} objects), and each stock whose metadata places it in a sector.  The element
-    is kept whole next to what was read from it, and element_problem says why an element
-    cannot be a membership (weight_problem flags a kept member whose weight was unusable).
+    weight_pct} objects).  The element is kept whole next to what was read from it, and
+    element_problem says why an element cannot be a membership (weight_problem flags a kept
+    member whose weight was unusable).  SECTOR members come from int_stock_sectors instead.
+
+    Incremental by entry: the pre-hook deletes the elements of every entry that changed or
+    left (its member_list_checksum no longer published), and a run unnests only the entries
+    that have no elements stored.
 -#}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        indexes=[
+            {'columns': ['cache_entry_id', 'member_list_checksum']},
+            {'columns': ['source_type', 'source_key']},
+        ],
+        pre_hook="{{ delete_stale_member_elements() }}",
+        post_hook=(
+            "create index if not exists int_member_elements_problems on {{ this }} (cache_entry_id)"
+            " where element_problem is not null or weight_problem is not null"
+        ),
+    )
+}}
 
 with
 
-group_entries as (
+published_lists as (
 
     select * from {{ ref('int_group_entries') }}
-    where is_published
+    where is_published and member_list_path <> '(stock_metadata)'
 
 ),
 
-stock_sectors as (
+group_entries as (
 
-    select * from {{ ref('int_stock_sectors') }}
-    where stock_problem is null
+    -- the lists to unnest: every one on a first build, then only those with no elements stored
+    select * from published_lists
+    {%- if is_incremental() %}
+    where not exists (
+        select 1 from {{ this }} as stored_elements
+        where stored_elements.cache_entry_id = published_lists.cache_entry_id
+    )
+    {%- endif %}
 
 ),
 
@@ -30,6 +56,7 @@ list_elements as (
         group_entries.cache_type as source_type,
         group_entries.entry_key as source_key,
         group_entries.cache_entry_id,
+        group_entries.member_list_checksum,
         group_entries.cache_type as element_cache_type,
         group_entries.entry_key as element_entry_key,
         listed.ordinality::integer as element_position,
@@ -39,7 +66,6 @@ list_elements as (
     cross join
         lateral
         jsonb_array_elements(group_entries.member_list) with ordinality as listed (element, ordinality)
-    where group_entries.member_list_path not in ('(stock_metadata)')
 
 ),
 
@@ -90,6 +116,7 @@ list_members as (
         source_type,
         source_key,
         cache_entry_id,
+        member_list_checksum,
         element_cache_type,
         element_entry_key,
         element_position,
@@ -103,42 +130,6 @@ list_members as (
         raw_symbol is null as is_unreadable
 
     from parsed_list_elements
-
-),
-
-sector_members as (
-
-    select
-        '{{ migration_environment() }}'::text as environment,
-        'SECTOR'::text as group_type,
-        'sector_industry_map'::text as source_type,
-        stock_sectors.sector_key as source_key,
-        sector_entries.cache_entry_id,
-        'stock_metadata'::text as element_cache_type,
-        stock_sectors.entry_key as element_entry_key,
-        null::integer as element_position,
-        jsonb_build_object('symbol', stock_sectors.entry_key, 'industry', stock_sectors.industry)
-            as element,
-        stock_sectors.symbol,
-        null::numeric as weight,
-        false as has_unusable_weight,
-        jsonb_strip_nulls(jsonb_build_object('industry', stock_sectors.industry))
-            as membership_metadata,
-        false as is_unreadable
-
-    from stock_sectors
-    inner join group_entries as sector_entries
-        on
-            sector_entries.group_type = 'SECTOR'
-            and stock_sectors.sector_key = sector_entries.entry_key
-
-),
-
-all_members as (
-
-    select * from list_members
-    union all
-    select * from sector_members
 
 ),
 
@@ -157,7 +148,7 @@ ranked_members as (
                 )
         end as symbol_rank
 
-    from all_members
+    from list_members
 
 ),
 
@@ -169,6 +160,7 @@ final as (
         source_type,
         source_key,
         cache_entry_id,
+        member_list_checksum,
         element_cache_type,
         element_entry_key,
         element_position,

@@ -30,6 +30,7 @@ group_entries as (
 stock_sectors as (
 
     select * from {{ ref('int_stock_sectors') }}
+    where not is_removed
 
 ),
 
@@ -86,10 +87,14 @@ environment_exceptions as (
     inner join migrated_types
         on cache_entries.cache_type = migrated_types.cache_type
     where
-        not cache_entries.is_known_environment
-        or (
-            cache_entries.environment = '{{ environment }}'
-            and cache_entries.is_environment_respelled
+        -- an exact spelling is never an exception: decided without normalising most rows
+        cache_entries.raw_environment not in ('DEFAULT', 'TEST', 'UAT', 'PROD')
+        and (
+            not cache_entries.is_known_environment
+            or (
+                cache_entries.environment = '{{ environment }}'
+                and cache_entries.is_environment_respelled
+            )
         )
 
 ),
@@ -119,7 +124,7 @@ entry_exceptions as (
             when 'unknown_shape'
                 then format(
                     'the value (a JSON %s) has no member list where a %s entry keeps it',
-                    jsonb_typeof(entry_value), cache_type
+                    entry_value_json_type, cache_type
                 )
             when 'name_collision'
                 then format(

@@ -2,7 +2,36 @@
     One row per stock_metadata entry of this run's environment: the stock's normalised
     symbol, the SECTOR group its `sector` names (by the sector's key or display name,
     case-insensitive) and its industry; or, when it cannot join a sector, why (stock_problem).
+
+    Incremental by row version: a run compares every entry's xmin (source_row_version, free
+    to read) with the one stored, and recomputes only the symbols whose entries were added,
+    changed or removed (all versions of such a symbol, since the newest one wins), or every
+    stock when the set of sectors changed.  A removed entry stays as a tombstone (is_removed)
+    until definition_groups has published its removal.  changed_batch says in which batch a
+    row was last rewritten.  The comparison's hash join holds every stock of the
+    environment, so the model gets the work_mem to do it in memory.
 -#}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='merge',
+        unique_key='cache_entry_id',
+        on_schema_change='fail',
+        indexes=[
+            {'columns': ['cache_entry_id'], 'unique': true},
+            {'columns': ['symbol']},
+            {'columns': ['changed_batch']},
+        ],
+        pre_hook=[
+            "{{ prune_published_tombstones() }}",
+            "set local work_mem = '64MB'",
+        ],
+        post_hook=(
+            "create index if not exists int_stock_sectors_problems on {{ this }} (cache_entry_id)"
+            " where stock_problem is not null and not is_removed"
+        ),
+    )
+}}
 {%- set environment = migration_environment() -%}
 
 with
@@ -11,8 +40,7 @@ cache_entries as (
 
     select * from {{ ref('stg_legacy__cache_entries') }}
     where
-        is_known_environment
-        and environment = '{{ environment }}'
+        {{ in_run_environment() }}
         and cache_type = 'stock_metadata'
 
 ),
@@ -27,6 +55,15 @@ sector_groups as (
 
 ),
 
+sector_catalog as (
+
+    select
+        md5(coalesce(string_agg(sector_key || '=' || sector_name, '|' order by sector_key), ''))
+            as sector_catalog_checksum
+    from sector_groups
+
+),
+
 stock_entries as (
 
     select
@@ -36,13 +73,120 @@ stock_entries as (
         entry_value,
         raw_environment,
         source_updated_at,
+        source_row_version,
         -- only a-z are upper-cased: upper() follows the server's locale ('ıbm' became IBM)
         translate(btrim(entry_key), 'abcdefghijklmnopqrstuvwxyz', 'ABCDEFGHIJKLMNOPQRSTUVWXYZ')
-            as symbol,
+            as symbol
+
+    from cache_entries
+
+),
+
+{%- if is_incremental() %}
+
+changed_stocks as materialized (
+
+    -- entries added, changed or removed since the last run (every one when the sectors
+    -- changed).  Any write to a row gives it a new xmin, so the row version alone tells a
+    -- changed entry; the join reads no value and hashes two narrow columns.
+    select
+        stock_entries.cache_entry_id,
+        stock_entries.symbol,
+        stored_stocks.cache_entry_id as stored_cache_entry_id,
+        stored_stocks.symbol as stored_symbol
+
+    from stock_entries
+    full outer join (
+        select
+            cache_entry_id,
+            symbol,
+            source_row_version,
+            sector_catalog_checksum
+        from {{ this }}
+        where not is_removed
+    ) as stored_stocks
+        on stock_entries.cache_entry_id = stored_stocks.cache_entry_id
+    where
+        stock_entries.cache_entry_id is null
+        or stored_stocks.cache_entry_id is null
+        or stored_stocks.source_row_version <> stock_entries.source_row_version
+        or stored_stocks.sector_catalog_checksum
+        <> (select sector_catalog.sector_catalog_checksum from sector_catalog)
+
+),
+
+changed_symbols as (
+
+    select changed_stocks.symbol from changed_stocks where changed_stocks.symbol is not null
+    union
+    select changed_stocks.stored_symbol from changed_stocks where changed_stocks.stored_symbol is not null
+
+),
+
+removed_stocks as (
+
+    select stored_stocks.*
+    from {{ this }} as stored_stocks
+    where stored_stocks.cache_entry_id in (
+        select changed_stocks.stored_cache_entry_id
+        from changed_stocks
+        where changed_stocks.cache_entry_id is null
+    )
+
+),
+
+{%- endif %}
+
+stocks_to_rank as (
+
+    {%- if is_incremental() %}
+    -- every current version of a changed symbol: the changed entries and their stored siblings
+    select
+        cache_entry_id,
+        entry_key,
+        entry_name,
+        entry_value,
+        raw_environment,
+        source_updated_at,
+        source_row_version,
+        translate(btrim(entry_key), 'abcdefghijklmnopqrstuvwxyz', 'ABCDEFGHIJKLMNOPQRSTUVWXYZ')
+            as symbol
+    from {{ ref('stg_legacy__cache_entries') }}
+    where
+        cache_type = 'stock_metadata'
+        and {{ in_run_environment() }}
+        -- arrays, not joins: the planner then reads the few changed rows by index
+        and cache_entry_id = any(array(
+            select changed_stocks.cache_entry_id
+            from changed_stocks
+            where changed_stocks.cache_entry_id is not null
+            union
+            select stored_stocks.cache_entry_id
+            from {{ this }} as stored_stocks
+            where
+                not stored_stocks.is_removed
+                and stored_stocks.symbol = any(array(select changed_symbols.symbol from changed_symbols))
+        ))
+    {%- else %}
+        select * from stock_entries
+    {%- endif %}
+
+),
+
+change_batch as (
+
+    select nextval('{{ batch_sequence() }}') as changed_batch
+
+),
+
+parsed_stocks as (
+
+    select
+        *,
         nullif(btrim({{ json_text_at('entry_value', 'sector') }}), '') as sector_label,
         {{ json_text_at('entry_value', 'industry') }} as industry
 
-    from cache_entries
+    from stocks_to_rank
 
 ),
 
@@ -55,7 +199,7 @@ ranked_stocks as (
             order by source_updated_at desc nulls last, cache_entry_id desc
         ) as version_rank
 
-    from stock_entries
+    from parsed_stocks
 
 ),
 
@@ -79,7 +223,7 @@ sector_matches as (
 
 ),
 
-final as (
+recomputed_stocks as (
 
     select
         ranked_stocks.cache_entry_id,
@@ -95,11 +239,47 @@ final as (
             when not {{ is_valid_symbol('ranked_stocks.symbol') }} then 'invalid_symbol'
             when ranked_stocks.sector_label is null then 'missing_sector'
             when sector_matches.sector_key is null then 'unmatched_sector'
-        end as stock_problem
+        end as stock_problem,
+        ranked_stocks.source_updated_at,
+        ranked_stocks.source_row_version,
+        sector_catalog.sector_catalog_checksum,
+        false as is_removed,
+        change_batch.changed_batch
 
     from ranked_stocks
+    cross join sector_catalog
+    cross join change_batch
     left join sector_matches
         on ranked_stocks.cache_entry_id = sector_matches.cache_entry_id
+
+),
+
+final as (
+
+    select * from recomputed_stocks
+    {%- if is_incremental() %}
+
+    union all
+
+    select
+        removed_stocks.cache_entry_id,
+        removed_stocks.entry_key,
+        removed_stocks.entry_name,
+        removed_stocks.raw_environment,
+        removed_stocks.symbol,
+        removed_stocks.sector_label,
+        null::varchar(100) as sector_key,
+        null::text as industry,
+        null::text as stock_problem,
+        removed_stocks.source_updated_at,
+        removed_stocks.source_row_version,
+        removed_stocks.sector_catalog_checksum,
+        true as is_removed,
+        change_batch.changed_batch
+
+    from removed_stocks
+    cross join change_batch
+    {%- endif %}
 
 )
 

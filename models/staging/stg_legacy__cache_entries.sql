@@ -2,7 +2,11 @@ with
 
 source as (
 
-    select * from {{ source('legacy', 'cache_entries') }}
+    -- xmin, the id of the transaction that wrote the row version, is not part of select *
+    select
+        *,
+        xmin as row_xmin
+    from {{ source('legacy', 'cache_entries') }}
 
 ),
 
@@ -15,6 +19,8 @@ renamed as (
         name as entry_name,
         value as entry_value,
         jsonb_typeof(value) as entry_value_json_type,
+        md5(value::text) as content_checksum,
+        row_xmin::text::bigint as source_row_version,
         description as entry_description,
         environment as raw_environment,
         upper(btrim(environment, E' \t\r\n')) as environment,

@@ -1,17 +1,34 @@
+{{
+    config(
+        pre_hook="{{ replace_environment_rows('group_id in (' ~ changed_group_ids_sql() ~ ')') }}",
+    )
+}}
 {%- set environment = migration_environment() -%}
+{%- set rebuild = analytics_rebuilds_environment() -%}
 
 with
 
-definition_groups as (
+environment_groups as (
 
     select * from {{ ref('definition_groups') }}
     where environment = '{{ environment }}'
 
 ),
 
+definition_groups as (
+
+    -- the groups to summarise: all on a rebuild, else those changed since the last run
+    select * from environment_groups
+    {%- if not rebuild %}
+    where id in ({{ changed_group_ids_sql() }})
+    {%- endif %}
+
+),
+
 group_memberships as (
 
     select * from {{ ref('group_memberships') }}
+    where group_id in (select definition_groups.id from definition_groups)
 
 ),
 

@@ -1,4 +1,10 @@
+{{
+    config(
+        pre_hook="{{ replace_environment_rows('symbol = any(array(' ~ changed_symbols_sql() ~ '))') }}",
+    )
+}}
 {%- set environment = migration_environment() -%}
+{%- set rebuild = analytics_rebuilds_environment() -%}
 
 with
 
@@ -12,6 +18,10 @@ definition_groups as (
 group_memberships as (
 
     select * from {{ ref('group_memberships') }}
+    {%- if not rebuild %}
+    -- an array, not a join: the planner then reads the few changed symbols by index
+    where symbol = any(array({{ changed_symbols_sql() }}))
+    {%- endif %}
 
 ),
 
