@@ -8,6 +8,7 @@ import psycopg
 import pytest
 from conftest import DbtProject, PgServer, failure_messages
 from legacy_cache import LegacyCache, cache_fingerprint, published, small_cache, table_fingerprint
+from psycopg import sql
 
 
 def _both_tables(conn: psycopg.Connection) -> tuple[str, str]:
@@ -21,6 +22,32 @@ def _member_count(conn: psycopg.Connection, group_id: int) -> int:
     ).fetchone()
     assert row is not None
     return int(row[0])
+
+
+# The analyst models' content, without the ids and timestamps that differ between databases.
+ANALYST_ROWS_SQL = {
+    "symbol_memberships": "select environment, symbol, etfs, themes, sector, industry,"
+    " custom_groups, etf_count, theme_count, group_count from symbol_memberships"
+    " order by environment, symbol",
+    "group_summary": "select environment, type, name, description, member_count,"
+    " weighted_member_count, weight_coverage, total_weight, source_type, source_key, source_name"
+    " from group_summary order by environment, type, name",
+    "etf_overlap": "select * from etf_overlap order by environment, etf, other_etf",
+}
+
+# group_summary rows that disagree with the group they summarise (or have none / no group).
+STALE_SUMMARIES_SQL = """
+select coalesce(g.name, s.name)
+from definition_groups g full join group_summary s on s.group_id = g.id
+where
+    s.group_id is null or g.id is null
+    or (g.environment, g.type, g.name, g.created_at, g.updated_at, g.last_update)
+    is distinct from (s.environment, s.type, s.name, s.created_at, s.updated_at, s.last_update)
+"""
+
+
+def _analyst_rows(conn: psycopg.Connection) -> dict[str, list[tuple[object, ...]]]:
+    return {model: conn.execute(query).fetchall() for model, query in ANALYST_ROWS_SQL.items()}
 
 
 DEFAULT_ROWS_SQL = """
@@ -62,6 +89,88 @@ def test_second_build_changes_no_row(dbt_project: DbtProject, small_legacy_cache
         table_fingerprint(conn, "group_memberships"),
     )
     assert after == before
+
+
+# Tables whose rows a run keeps; a run with nothing to do must not rewrite any of them.
+KEPT_TABLES = (
+    "public_intermediate_default.int_member_elements",
+    "public_intermediate_default.int_stock_sectors",
+    "public.definition_groups",
+    "public.group_memberships",
+    "public.symbol_memberships",
+    "public.group_summary",
+    "public.etf_overlap",
+)
+
+
+def _row_versions(conn: psycopg.Connection) -> dict[str, str]:
+    """Every row version (physical place and writing transaction) of each kept table."""
+    versions = {}
+    for table in KEPT_TABLES:
+        schema, name = table.split(".")
+        query = sql.SQL(
+            "select md5(coalesce(string_agg(ctid::text || xmin::text, ',' order by ctid), ''))"
+            " from {}"
+        ).format(sql.Identifier(schema, name))
+        row = conn.execute(query).fetchone()
+        assert row is not None
+        versions[table] = str(row[0])
+    return versions
+
+
+def test_a_run_without_source_changes_rewrites_no_row(
+    dbt_project: DbtProject, small_legacy_cache: LegacyCache
+):
+    conn = small_legacy_cache.conn
+    dbt_project.build()
+    logged_before = conn.execute("select count(*) from migration_change_log").fetchone()
+    versions_before = _row_versions(conn)
+
+    dbt_project.build()
+
+    assert _row_versions(conn) == versions_before
+    assert conn.execute("select count(*) from migration_change_log").fetchone() == logged_before
+
+
+def test_a_change_is_logged_once_and_applied_by_every_analyst_model(
+    dbt_project: DbtProject, small_legacy_cache: LegacyCache
+):
+    conn = small_legacy_cache.conn
+    dbt_project.build()
+    small_legacy_cache.replace("etf_holdings", "XLE", {"holdings": ["XOM", "COP", "EOG"]})
+
+    dbt_project.build()
+
+    changes = conn.execute(
+        "select group_name, symbol, change from migration_change_log"
+        " where batch = (select max(batch) from migration_change_log) order by symbol nulls first"
+    ).fetchall()
+    assert ("XLE", "COP", "insert") in changes and ("XLE", "EOG", "insert") in changes
+    watermarks = dict(
+        conn.execute(
+            "select consumer, batch from migration_watermarks where environment = 'DEFAULT'"
+        ).fetchall()
+    )
+    newest = max(watermarks[m] for m in ("group_summary", "symbol_memberships", "etf_overlap"))
+    assert {watermarks[m] for m in ("group_summary", "symbol_memberships", "etf_overlap")} == {
+        newest
+    }
+    xle = conn.execute(
+        "select member_count from group_summary where environment = 'DEFAULT' and name = 'XLE'"
+    ).fetchone()
+    assert xle == (3,)
+
+
+def test_memberships_are_left_vacuumed_for_index_only_reads(
+    dbt_project: DbtProject, small_legacy_cache: LegacyCache
+):
+    dbt_project.build()
+
+    pages = small_legacy_cache.conn.execute(
+        "select relpages, relallvisible from pg_class"
+        " where oid = 'public.group_memberships'::regclass"
+    ).fetchone()
+    assert pages is not None and pages[0] > 0 and pages[1] == pages[0]
 
 
 def _rename_fund(c: LegacyCache) -> None:
@@ -107,10 +216,16 @@ def test_each_incremental_run_equals_a_fresh_build(
         dbt_project.build()
 
         now = published(small_legacy_cache.conn)
+        analyst_rows = _analyst_rows(small_legacy_cache.conn)
         with _fresh_build_of(small_legacy_cache, reference_project, pg_server) as reference:
             expected = published(reference)
+            expected_analyst_rows = _analyst_rows(reference)
         assert now.groups == expected.groups, label
         assert now.memberships == expected.memberships, label
+        # the analyst models recompute only what the change log names: same rows as a rebuild
+        for model, rows in analyst_rows.items():
+            assert rows == expected_analyst_rows[model], f"{label}: {model}"
+        assert small_legacy_cache.conn.execute(STALE_SUMMARIES_SQL).fetchall() == [], label
         survivors = previous.group_ids.keys() & now.group_ids.keys()
         assert {k: now.group_ids[k] for k in survivors} == {
             k: previous.group_ids[k] for k in survivors
