@@ -1472,6 +1472,11 @@ def render_markdown(report: Mapping[str, Any], *, chart_name: str = CHART_NAME) 
         "Milliseconds, client-side. *answer* is the size of the answer (rows, list items or "
         "count), the same in every layout when they agree.",
         "",
+        "Point queries take little more than one round trip between client and server, so "
+        "their figures move with the round trip itself. On a virtual machine that round trip "
+        "depends on how idle the machine is: an idle vCPU sleeps, and waking the server and "
+        "then the client adds tens of microseconds (on the 2-core machine of these figures, "
+        "`select 1` took 0.10 ms with both cores idle and 0.02 ms with one core busy). "
         "The floor under every figure, a bare `select 1` on the same connection (p50 / p95): "
         + "; ".join(
             f"scale {entry['scale']} {_ms(entry['round_trip']['p50_ms'])} / "
