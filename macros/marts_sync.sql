@@ -115,31 +115,27 @@
                 and changed_groups.type = list_memberships.group_type
     ),
 
+    environment_sector_memberships as not materialized (
+        -- read twice below, each time filtered: inlined, so each filter reaches an index
+        select
+            sector_groups.id as group_id,
+            sector_memberships.symbol,
+            sector_memberships.weight,
+            sector_memberships.metadata
+        from sector_groups
+        inner join ({{ sector_membership_rows() }}) as sector_memberships
+            on
+                sector_groups.source_type = sector_memberships.source_type
+                and sector_groups.source_key = sector_memberships.source_key
+    ),
+
     desired_sector_memberships as (
         -- every member of a changed SECTOR group, and the changed stocks in every sector
-        select
-            sector_groups.id as group_id,
-            sector_memberships.symbol,
-            sector_memberships.weight,
-            sector_memberships.metadata
-        from sector_groups
-        inner join ({{ sector_membership_rows() }}) as sector_memberships
-            on
-                sector_groups.source_type = sector_memberships.source_type
-                and sector_groups.source_key = sector_memberships.source_key
-        where sector_groups.id in (select changed_groups.id from changed_groups)
+        select * from environment_sector_memberships
+        where environment_sector_memberships.group_id in (select changed_groups.id from changed_groups)
         union
-        select
-            sector_groups.id as group_id,
-            sector_memberships.symbol,
-            sector_memberships.weight,
-            sector_memberships.metadata
-        from sector_groups
-        inner join ({{ sector_membership_rows() }}) as sector_memberships
-            on
-                sector_groups.source_type = sector_memberships.source_type
-                and sector_groups.source_key = sector_memberships.source_key
-        where {{ symbol_in_changed_stocks('sector_memberships.symbol', reconcile) }}
+        select * from environment_sector_memberships
+        where {{ symbol_in_changed_stocks('environment_sector_memberships.symbol', reconcile) }}
     ),
 
     desired_memberships as (

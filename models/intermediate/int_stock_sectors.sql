@@ -9,7 +9,9 @@
     stock when the set of sectors changed.  A removed entry stays as a tombstone (is_removed)
     until definition_groups has published its removal.  changed_batch says in which batch a
     row was last rewritten.  The comparison's hash join holds every stock of the
-    environment, so the model gets the work_mem to do it in memory.
+    environment, so the model gets the work_mem to do it in memory.  Two partial indexes
+    serve the readers of the few odd rows: the exceptions (problems) and the tombstone
+    pruning that starts every run.
 -#}
 {{
     config(
@@ -26,10 +28,12 @@
             "{{ prune_published_tombstones() }}",
             "set local work_mem = '64MB'",
         ],
-        post_hook=(
+        post_hook=[
             "create index if not exists int_stock_sectors_problems on {{ this }} (cache_entry_id)"
-            " where stock_problem is not null and not is_removed"
-        ),
+            " where stock_problem is not null and not is_removed",
+            "create index if not exists int_stock_sectors_tombstones on {{ this }} (changed_batch)"
+            " where is_removed",
+        ],
     )
 }}
 {%- set environment = migration_environment() -%}
@@ -64,8 +68,10 @@ sector_catalog as (
 
 ),
 
-stock_entries as (
+stock_entries as not materialized (
 
+    -- read twice on incremental runs (to compare, then to recompute): inlined, so the second
+    -- read fetches only the changed rows by index
     select
         cache_entry_id,
         entry_key,
@@ -139,24 +145,13 @@ removed_stocks as (
 
 stocks_to_rank as (
 
+    -- every stock on a first build; then every current version of a changed symbol: the
+    -- changed entries and their stored siblings
+    select * from stock_entries
     {%- if is_incremental() %}
-    -- every current version of a changed symbol: the changed entries and their stored siblings
-    select
-        cache_entry_id,
-        entry_key,
-        entry_name,
-        entry_value,
-        raw_environment,
-        source_updated_at,
-        source_row_version,
-        translate(btrim(entry_key), 'abcdefghijklmnopqrstuvwxyz', 'ABCDEFGHIJKLMNOPQRSTUVWXYZ')
-            as symbol
-    from {{ ref('stg_legacy__cache_entries') }}
     where
-        cache_type = 'stock_metadata'
-        and {{ in_run_environment() }}
         -- arrays, not joins: the planner then reads the few changed rows by index
-        and cache_entry_id = any(array(
+        cache_entry_id = any(array(
             select changed_stocks.cache_entry_id
             from changed_stocks
             where changed_stocks.cache_entry_id is not null
@@ -167,8 +162,6 @@ stocks_to_rank as (
                 not stored_stocks.is_removed
                 and stored_stocks.symbol = any(array(select changed_symbols.symbol from changed_symbols))
         ))
-    {%- else %}
-        select * from stock_entries
     {%- endif %}
 
 ),
