@@ -112,8 +112,12 @@ def pg_server(request: pytest.FixtureRequest) -> Iterator[PgServer]:
         return
     from validation import server
 
+    already_running = server.status(TEST_PGDATA) is not None
     info = server.start(TEST_PGDATA, database="postgres")
     yield PgServer(info.settings() | {"PGDATABASE": "postgres"}, "embedded")
+    if not already_running:
+        # leave the machine as the session found it: no stray server after `make test`
+        server.stop(TEST_PGDATA)
 
 
 @pytest.fixture
