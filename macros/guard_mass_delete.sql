@@ -18,18 +18,12 @@
     {%- set counts_sql -%}
         with
         existing_groups as (
-            select id, type, metadata
+            select id
             from {{ this }}
             where environment = '{{ environment }}' and metadata ? 'source'
         ),
         doomed_groups as (
-            select existing_groups.id
-            from existing_groups
-            where not exists (
-                select 1
-                from {{ ref('int_definition_groups') }} as desired_groups
-                where {{ group_identity_matches('existing_groups', 'desired_groups') }}
-            )
+            {{ doomed_groups_sql() | indent(12) }}
         )
         select
             (select count(*) from existing_groups) as existing_groups,
@@ -81,7 +75,7 @@
     {%- set environment = migration_environment() -%}
     {%- set max_share = var('mass_delete_max_share', 0.5) | float -%}
     {%- set min_rows = var('mass_delete_min_rows', 10) | int -%}
-    {%- set allowed = var('allow_mass_delete', false) in [true, 'true', 'True', 1, '1', 'yes'] -%}
+    {%- set allowed = flag_var('allow_mass_delete') -%}
     {%- set problems = [] -%}
     {%- for label, existing, doomed in checks -%}
         {%- if existing > 0 and (doomed == existing or (existing >= min_rows and doomed > existing * max_share)) -%}

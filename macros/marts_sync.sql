@@ -37,7 +37,7 @@
 
 
 {% macro reconcile_all_memberships() %}
-    {{ return(var('reconcile_memberships', false) in [true, 'true', 'True', 1, '1', 'yes']) }}
+    {{ return(flag_var('reconcile_memberships')) }}
 {% endmacro %}
 
 
@@ -249,7 +249,7 @@
     {%- set cascaded = run_query(
         "select memberships_deleted from " ~ run_log_relation() ~ " where " ~ run_log_key()
     ).columns[0].values()[0] | int -%}
-    {%- do check_membership_deletes(memberships, counts[2] | int + cascaded) -%}
+    {%- do check_membership_deletes(memberships, counts[2] | int, cascaded) -%}
     delete from {{ memberships }} as group_memberships
     using membership_changes
     where membership_changes.change = 'delete' and group_memberships.id = membership_changes.id;
@@ -306,10 +306,7 @@
         memberships_deleted = memberships_deleted + {{ counts[2] | int }}
     where {{ run_log_key() }};
 
-    {{ set_watermark(
-        'definition_groups.stocks',
-        'select max(changed_batch) from ' ~ ref('int_stock_sectors')
-    ) }};
+    {{ mark_stocks_published() }};
 
     {#- statistics: group_memberships' post-hook (vacuum_memberships) #}
 
@@ -317,23 +314,37 @@
 {% endmacro %}
 
 
-{% macro check_membership_deletes(memberships, doomed) %}
+{% macro check_membership_deletes(memberships, deleted, cascaded) %}
     {#-
         The membership half of the mass-delete guard, once the diff is known (the group half
         runs before any write, in guard_mass_delete): raise, rolling the whole transaction
         back, when this run would delete too large a share of the environment's memberships.
-        doomed counts the cascade from removed groups too, which is already gone from the table.
+        deleted: what the diff deletes; cascaded: what went with the removed groups, already
+        gone from the table, so counted back in.
     -#}
+    {%- set doomed = deleted + cascaded -%}
     {%- if doomed > 0 -%}
-        {%- set cascaded = doomed - (run_query(
-            "select count(*) from membership_changes where change = 'delete'"
-        ).columns[0].values()[0] | int) -%}
         {%- set remaining = environment_membership_count(memberships, this, doomed) -%}
         {%- if remaining is not none -%}
             {%- do mass_delete_verdict([('group_memberships', remaining + cascaded, doomed)]) -%}
         {%- endif -%}
     {%- endif -%}
 {% endmacro %}
+
+
+{% macro doomed_groups_sql() -%}
+    {#- The groups of this environment whose source entry is gone: the run deletes them. -#}
+    select definition_groups.id, definition_groups.type, definition_groups.name
+    from {{ this }} as definition_groups
+    where
+        definition_groups.environment = '{{ migration_environment() }}'
+        and definition_groups.metadata ? 'source'
+        and not exists (
+            select 1
+            from {{ ref('int_definition_groups') }} as desired_groups
+            where {{ group_identity_matches('definition_groups', 'desired_groups') }}
+        )
+{%- endmacro %}
 
 
 {% macro delete_removed_groups() %}
@@ -352,16 +363,7 @@
         where definition_groups.environment = '{{ migration_environment() }}';
 
         create temporary table doomed_groups on commit drop as
-        select definition_groups.id, definition_groups.type, definition_groups.name
-        from {{ this }} as definition_groups
-        where
-            definition_groups.environment = '{{ migration_environment() }}'
-            and definition_groups.metadata ? 'source'
-            and not exists (
-                select 1
-                from {{ ref('int_definition_groups') }} as desired_groups
-                where {{ group_identity_matches('definition_groups', 'desired_groups') }}
-            );
+        {{ doomed_groups_sql() }};
 
         insert into {{ change_log_relation() }}
             (batch, environment, group_id, group_type, group_name, symbol, change)
@@ -412,10 +414,7 @@
         select 1 /* publish_memberships logged this run */
     {%- else -%}
         {{ record_run_counts(ref('definition_groups'), this) }};
-        {{ set_watermark(
-            'definition_groups.stocks',
-            'select max(changed_batch) from ' ~ ref('int_stock_sectors')
-        ) }}
+        {{ mark_stocks_published() }}
     {%- endif -%}
 {% endmacro %}
 
@@ -453,4 +452,13 @@
     {%- else -%}
         {{ column }} = any(array(select changed_stock_symbols.symbol from changed_stock_symbols))
     {%- endif -%}
+{%- endmacro %}
+
+
+{% macro mark_stocks_published() -%}
+    {#- Every stock int_stock_sectors has rewritten so far is now in group_memberships. -#}
+    {{ set_watermark(
+        'definition_groups.stocks',
+        'select max(changed_batch) from ' ~ ref('int_stock_sectors')
+    ) }}
 {%- endmacro %}

@@ -30,3 +30,9 @@
         or (is_known_environment and environment = '{{ migration_environment() }}')
     )
 {%- endmacro %}
+
+
+{% macro flag_var(name) %}
+    {#- A yes/no var as given on the command line (--vars '{name: true}'); false when unset. -#}
+    {{ return(var(name, false) in [true, 'true', 'True', 1, '1', 'yes']) }}
+{% endmacro %}

@@ -141,24 +141,29 @@ def test_a_change_is_logged_once_and_applied_by_every_analyst_model(
 
     dbt_project.build()
 
-    changes = conn.execute(
-        "select group_name, symbol, change from migration_change_log"
-        " where batch = (select max(batch) from migration_change_log) order by symbol nulls first"
+    logged = conn.execute(
+        "select symbol, change, batch from migration_change_log"
+        " where environment = 'DEFAULT' and group_name = 'XLE' and symbol in ('COP', 'EOG')"
+        " order by symbol"
     ).fetchall()
-    assert ("XLE", "COP", "insert") in changes and ("XLE", "EOG", "insert") in changes
+    assert [(symbol, change) for symbol, change, _ in logged] == [
+        ("COP", "insert"),
+        ("EOG", "insert"),
+    ]
+    batch = logged[0][2]
     watermarks = dict(
         conn.execute(
             "select consumer, batch from migration_watermarks where environment = 'DEFAULT'"
         ).fetchall()
     )
-    newest = max(watermarks[m] for m in ("group_summary", "symbol_memberships", "etf_overlap"))
-    assert {watermarks[m] for m in ("group_summary", "symbol_memberships", "etf_overlap")} == {
-        newest
-    }
-    xle = conn.execute(
+    for model in ("group_summary", "symbol_memberships", "etf_overlap"):
+        assert watermarks[model] >= batch, f"{model} has not applied batch {batch}"
+    assert conn.execute(
         "select member_count from group_summary where environment = 'DEFAULT' and name = 'XLE'"
-    ).fetchone()
-    assert xle == (3,)
+    ).fetchone() == (3,)
+    assert conn.execute(
+        "select etfs from symbol_memberships where environment = 'DEFAULT' and symbol = 'COP'"
+    ).fetchone() == (["XLE"],)
 
 
 def test_memberships_are_left_vacuumed_for_index_only_reads(
@@ -297,6 +302,51 @@ def test_a_truncated_source_is_refused_until_overridden(
     dbt_project.build(variables={"allow_mass_delete": True})
 
     assert conn.execute("select count(*) from definition_groups").fetchone() == (3,)
+
+
+EMPTY_MOST_MEMBER_LISTS = (
+    "update cache_entries set value = jsonb_set(value, '{holdings}', '[]')"
+    " where type = 'etf_holdings'",
+    "update cache_entries set value = jsonb_set(value, '{symbols}', '[]')"
+    " where type = 'theme_definition' or key = 'market_leaders'",
+    "update cache_entries set value = '[]' where key = 'index_sp500'",
+)
+
+
+def test_emptied_member_lists_are_refused_by_the_membership_guard(
+    dbt_project: DbtProject, small_legacy_cache: LegacyCache
+):
+    conn = small_legacy_cache.conn
+    dbt_project.build()
+    before = _both_tables(conn)
+    # every group survives, but ETFs, themes and two universes lose 20 of the 30 memberships
+    for statement in EMPTY_MOST_MEMBER_LISTS:
+        conn.execute(statement)
+
+    refused = dbt_project.build(expect_success=False)
+
+    message = failure_messages(refused)
+    assert "Mass-delete guard" in message and "group_memberships" in message
+    assert _both_tables(conn) == before
+
+
+def test_a_membership_edited_by_hand_is_repaired_only_by_a_reconciliation(
+    dbt_project: DbtProject, small_legacy_cache: LegacyCache
+):
+    conn = small_legacy_cache.conn
+    dbt_project.build()
+    expected = published(conn).memberships
+    conn.execute("delete from group_memberships where id = (select min(id) from group_memberships)")
+
+    # a run diffs only what changed in the source: the edit stays, and the accounting test
+    # says so
+    refused = dbt_project.build(expect_success=False)
+    assert "assert_every_source_element_is_accounted_for" in failure_messages(refused)
+    assert len(published(conn).memberships) == len(expected) - 1
+
+    dbt_project.build(variables={"reconcile_memberships": True})
+
+    assert published(conn).memberships == expected
 
 
 def test_runs_never_write_to_cache_entries(
