@@ -1,5 +1,44 @@
-{#- Hooks of the two intermediate models that keep their rows between runs, and the statistics
+{#- Hooks of the intermediate models that keep their rows between runs, and the statistics
     every intermediate model refreshes. -#}
+
+{% macro mapping_checksum(mappings) -%}
+    {#- md5 of one cache_type_mappings row: a changed mapping makes its entries be read again -#}
+    md5(concat_ws(
+        '|', {{ mappings }}.cache_type, {{ mappings }}.group_type, {{ mappings }}.name_prefix,
+        {{ mappings }}.description_source, {{ mappings }}.member_source
+    ))
+{%- endmacro %}
+
+
+{% macro delete_stale_entry_contents() %}
+    {#-
+        Pre-hook of int_group_entry_contents: delete the row of every entry that is no longer
+        in the environment as stored — its row version changed, it left (deleted, moved to
+        another environment or type) or its type's mapping changed.  One index probe into
+        cache_entries per stored entry; the JSON values are not read.
+    -#}
+    {%- if is_incremental() -%}
+        delete from {{ this }} as stored_contents
+        where
+            -- scalar subqueries, evaluated per stored row: an index probe each, where a join
+            -- would read every cache entry
+            stored_contents.source_row_version is distinct from (
+                select cache_entries.source_row_version
+                from {{ ref('stg_legacy__cache_entries') }} as cache_entries
+                where
+                    cache_entries.cache_entry_id = stored_contents.cache_entry_id
+                    and {{ in_run_environment() }}
+            )
+            or stored_contents.mapping_checksum is distinct from (
+                select {{ mapping_checksum('cache_type_mappings') }}
+                from {{ ref('cache_type_mappings') }} as cache_type_mappings
+                where cache_type_mappings.cache_type = stored_contents.cache_type
+            )
+    {%- else -%}
+        select 1 /* first build */
+    {%- endif -%}
+{% endmacro %}
+
 
 {% macro delete_stale_member_elements() %}
     {#-
@@ -79,4 +118,19 @@
     {%- else -%}
         analyze {{ this }}
     {%- endif -%}
+{% endmacro %}
+
+
+{% macro change_batch_setting() -%}
+    sprint59_migration.change_batch
+{%- endmacro %}
+
+
+{% macro claim_change_batch() %}
+    {#-
+        Pre-hook of int_stock_sectors: take the batch this run's rewritten stocks are stamped
+        with, for the model's statement to read (current_setting is parallel-safe; nextval,
+        which would keep the whole statement from running in parallel, is not).
+    -#}
+    select set_config('{{ change_batch_setting() }}', nextval('{{ batch_sequence() }}')::text, true)
 {% endmacro %}

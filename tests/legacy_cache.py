@@ -69,6 +69,15 @@ class LegacyCache:
         assert old, f"no {type_} {key} in {environment}"
         return self.add(type_, key, name or old[0][0], value, environment, updated=updated)
 
+    def update(self, type_: str, key: str, value: Any, environment: str = "DEFAULT") -> None:
+        """Rewrite the value of (type, key, environment) in place: same id, new row version."""
+        updated = self.conn.execute(
+            "update public.cache_entries set value = %s::jsonb, updated_at = %s"
+            " where type = %s and key = %s and environment = %s",
+            (json.dumps(value), self.tick(), type_, key, environment),
+        ).rowcount
+        assert updated, f"no {type_} {key} in {environment}"
+
     def remove(self, type_: str, key: str, environment: str = "DEFAULT") -> None:
         self.conn.execute(
             "delete from public.cache_entries where type = %s and key = %s and environment = %s",

@@ -93,6 +93,7 @@ def test_second_build_changes_no_row(dbt_project: DbtProject, small_legacy_cache
 
 # Tables whose rows a run keeps; a run with nothing to do must not rewrite any of them.
 KEPT_TABLES = (
+    "public_intermediate_default.int_group_entry_contents",
     "public_intermediate_default.int_member_elements",
     "public_intermediate_default.int_stock_sectors",
     "public.definition_groups",
@@ -185,6 +186,13 @@ def _rename_fund(c: LegacyCache) -> None:
               name="SPDR S&P 500 ETF")  # fmt: skip
 
 
+def _rename_sector_and_drop_a_stock(c: LegacyCache) -> None:
+    # every stock is matched again (the sectors changed) in the run that must also see CVX go
+    c.replace("sector_industry_map", "energy", {"industries": ["Oil & Gas"]},
+              name="Energy & Utilities")  # fmt: skip
+    c.remove("stock_metadata", "CVX")
+
+
 SCRIPTED_CHANGES: list[tuple[str, Callable[[LegacyCache], None]]] = [
     ("add and remove symbols", lambda c: c.replace(
         "etf_holdings", "XLE", {"holdings": ["XOM", "COP", "EOG"]})),
@@ -204,6 +212,10 @@ SCRIPTED_CHANGES: list[tuple[str, Callable[[LegacyCache], None]]] = [
         {"description": "Bitcoin miners", "symbols": ["MARA", "RIOT", "HUT"]}, updated=False)),
     ("a stock changes sector", lambda c: c.replace(
         "stock_metadata", "NVDA", {"sector": "Energy", "industry": "Oil & Gas"})),
+    ("update a fund's holdings in place (same id)", lambda c: c.update(
+        "etf_holdings", "SPY", {"holdings": ["AAPL", "MSFT", "XOM"],
+                                "last_updated": "2025-12-06T10:00:00"})),
+    ("rename a sector while one of its stocks leaves", _rename_sector_and_drop_a_stock),
 ]  # fmt: skip
 
 
@@ -236,6 +248,26 @@ def test_each_incremental_run_equals_a_fresh_build(
             k: previous.group_ids[k] for k in survivors
         }, f"{label}: a surviving group changed id"
         previous = now
+
+
+def test_a_changed_type_mapping_reads_its_entries_again(
+    dbt_project: DbtProject, small_legacy_cache: LegacyCache
+):
+    conn = small_legacy_cache.conn
+    dbt_project.build()
+    # the seed as dbt loaded it, edited the way a changed cache_type_mappings.csv would be
+    conn.execute(
+        "update public_staging_default.cache_type_mappings set name_prefix = 'fund_'"
+        " where cache_type = 'etf_universe'"
+    )
+
+    dbt_project.invoke("run")  # not build: that would load the seed again
+
+    names = conn.execute(
+        "select name from definition_groups where metadata -> 'source' ->> 'type' = 'etf_universe'"
+        " order by name"
+    ).fetchall()
+    assert names == [("fund_theme_crypto",), ("fund_tracked_etfs",)]
 
 
 def test_full_refresh_keeps_every_id_and_the_foreign_key(

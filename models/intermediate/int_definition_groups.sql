@@ -2,7 +2,11 @@
     The definition_groups rows this run's environment should hold: one per published
     entry, with its provenance and content checksum in metadata.  Identity across runs is
     (environment, type, source_type, source_key) — never the cache row's id.
+
+    A view: its two readers (definition_groups' diff and the exceptions) each read it once,
+    and building the metadata of every group costs less than storing and analysing it.
 -#}
+{{ config(materialized='view') }}
 
 with
 

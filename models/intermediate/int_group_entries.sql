@@ -3,83 +3,35 @@
     would become and, when it cannot become one, why (entry_problem).  The checks run in a
     fixed order so an entry gets exactly one reason:
       superseded_entry → invalid_name → name_too_long → unknown_shape → name_collision.
+    Rebuilt every run from int_group_entry_contents, without the member lists: the checks
+    compare entries with each other, and the entries' cheap columns are all they need.
 -#}
-{%- set environment = migration_environment() -%}
 
 with
 
-cache_entries as (
-
-    select * from {{ ref('stg_legacy__cache_entries') }}
-    where
-        {{ in_run_environment() }}
-        -- an array, not a join: lets the planner read only the mapped types by index
-        and cache_type = any(
-            array(select mappings.cache_type from {{ ref('cache_type_mappings') }} as mappings)
-        )
-
-),
-
-cache_type_mappings as (
-
-    select * from {{ ref('cache_type_mappings') }}
-
-),
-
-mapped_entries as (
+group_entry_contents as (
 
     select
-        cache_entries.cache_entry_id,
-        cache_entries.cache_type,
-        cache_entries.entry_key,
-        cache_entries.entry_name,
-        cache_entries.entry_value,
-        cache_entries.entry_value_json_type,
-        cache_entries.environment,
-        cache_entries.raw_environment,
-        cache_entries.is_environment_respelled,
-        cache_entries.source_updated_at,
-        cache_entries.content_checksum,
-        cache_type_mappings.group_type,
-        cache_type_mappings.member_source,
-        case
-            when coalesce(cache_type_mappings.name_prefix, '') = '' then cache_entries.entry_key
-            when starts_with(cache_entries.entry_key, cache_type_mappings.name_prefix)
-                then cache_entries.entry_key
-            else cache_type_mappings.name_prefix || cache_entries.entry_key
-        end as group_name,
-        case cache_type_mappings.description_source
-            when 'entry_name' then cache_entries.entry_name
-            when 'value_description'
-                then {{ json_text_at('cache_entries.entry_value', 'description') }}
-        end as group_description
-
-    from cache_entries
-    inner join cache_type_mappings
-        on cache_entries.cache_type = cache_type_mappings.cache_type
-
-),
-
-entries_with_member_lists as (
-
-    select
-        *,
-        case member_source
-            when
-                'holdings'
-                then case when jsonb_typeof(entry_value -> 'holdings') = 'array' then 'holdings' end
-            when 'symbols' then case when jsonb_typeof(entry_value -> 'symbols') = 'array' then 'symbols' end
-            when 'universe'
-                then case
-                    when entry_value_json_type = 'array' then '(value)'
-                    when jsonb_typeof(entry_value -> 'symbols') = 'array' then 'symbols'
-                    when jsonb_typeof(entry_value -> 'stocks') = 'array' then 'stocks'
-                    when jsonb_typeof(entry_value -> 'etfs') = 'array' then 'etfs'
-                end
-            when 'stock_metadata' then case when entry_value_json_type = 'object' then '(stock_metadata)' end
-        end as member_list_path
-
-    from mapped_entries
+        cache_entry_id,
+        source_row_version,
+        cache_type,
+        entry_key,
+        entry_name,
+        environment,
+        raw_environment,
+        is_environment_respelled,
+        source_updated_at,
+        group_type,
+        group_name,
+        group_description,
+        member_source,
+        member_list_path,
+        member_list_length,
+        entry_value_without_members,
+        content_checksum,
+        member_list_checksum,
+        entry_value_json_type
+    from {{ ref('int_group_entry_contents') }}
 
 ),
 
@@ -92,7 +44,7 @@ ranked_versions as (
             order by source_updated_at desc nulls last, cache_entry_id desc
         ) as version_rank
 
-    from entries_with_member_lists
+    from group_entry_contents
 
 ),
 
@@ -144,6 +96,7 @@ final as (
 
     select
         cache_entry_id,
+        source_row_version,
         cache_type,
         entry_key,
         entry_name,
@@ -156,25 +109,10 @@ final as (
         group_description,
         member_source,
         member_list_path,
-        case member_list_path
-            when '(value)' then entry_value
-            when '(stock_metadata)' then null
-            else entry_value -> member_list_path
-        end as member_list,
-        case
-            when member_list_path = '(value)' then jsonb_array_length(entry_value)
-            when member_list_path in ('holdings', 'symbols', 'stocks', 'etfs')
-                then jsonb_array_length(entry_value -> member_list_path)
-        end as member_list_length,
-        case
-            when entry_value_json_type <> 'object' then '{}'::jsonb
-            when member_list_path in ('holdings', 'symbols', 'stocks', 'etfs')
-                then entry_value - member_list_path
-            else entry_value
-        end as entry_value_without_members,
+        member_list_length,
+        entry_value_without_members,
         content_checksum,
-        md5(concat_ws('|', cache_type, entry_key, group_type, member_list_path, content_checksum))
-            as member_list_checksum,
+        member_list_checksum,
         entry_value_json_type,
         entry_problem,
         entry_problem is null as is_published

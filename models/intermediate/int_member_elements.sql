@@ -35,10 +35,29 @@ published_lists as (
 
 ),
 
+group_entry_contents as (
+
+    select
+        cache_entry_id,
+        member_list_checksum,
+        member_list
+    from {{ ref('int_group_entry_contents') }}
+
+),
+
 group_entries as (
 
-    -- the lists to unnest: every one on a first build, then only those with no elements stored
-    select * from published_lists
+    -- the lists to unnest: every one on a first build, then only those with no elements
+    -- stored; the list is the one its checksum was computed from (same contents row)
+    select
+        published_lists.*,
+        group_entry_contents.member_list
+
+    from published_lists
+    inner join group_entry_contents
+        on
+            published_lists.cache_entry_id = group_entry_contents.cache_entry_id
+            and published_lists.member_list_checksum = group_entry_contents.member_list_checksum
     {%- if is_incremental() %}
     where not exists (
         select 1 from {{ this }} as stored_elements

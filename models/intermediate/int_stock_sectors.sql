@@ -8,10 +8,11 @@
     changed or removed (all versions of such a symbol, since the newest one wins), or every
     stock when the set of sectors changed.  A removed entry stays as a tombstone (is_removed)
     until definition_groups has published its removal.  changed_batch says in which batch a
-    row was last rewritten.  The comparison's hash join holds every stock of the
-    environment, so the model gets the work_mem to do it in memory.  Two partial indexes
-    serve the readers of the few odd rows: the exceptions (problems) and the tombstone
-    pruning that starts every run.
+    row was last rewritten; the pre-hook claims it, so that the statement calls no
+    parallel-unsafe function and the comparison, a hash join over every stock of the
+    environment, can run in parallel (PostgreSQL 16 and newer) and in memory (work_mem).
+    Two partial indexes serve the readers of the few odd rows: the exceptions (problems)
+    and the tombstone pruning that starts every run.
 -#}
 {{
     config(
@@ -26,6 +27,7 @@
         ],
         pre_hook=[
             "{{ prune_published_tombstones() }}",
+            "{{ claim_change_batch() }}",
             "set local work_mem = '64MB'",
         ],
         post_hook=[
@@ -92,9 +94,11 @@ stock_entries as not materialized (
 
 changed_stocks as materialized (
 
-    -- entries added, changed or removed since the last run (every one when the sectors
-    -- changed).  Any write to a row gives it a new xmin, so the row version alone tells a
-    -- changed entry; the join reads no value and hashes two narrow columns.
+    -- entries added, changed or removed since the last run, or matched against other
+    -- sectors than today's.  Any write to a row gives it a new xmin, so the row version
+    -- alone tells a changed entry: a stock whose (id, version) is found on one side only
+    -- changed.  A changed entry shows twice, as its current version (cache_entry_id) and
+    -- its stored one (stored_cache_entry_id); a removed one only as the stored one.
     select
         stock_entries.cache_entry_id,
         stock_entries.symbol,
@@ -108,16 +112,16 @@ changed_stocks as materialized (
             symbol,
             source_row_version,
             sector_catalog_checksum
+            = (select sector_catalog.sector_catalog_checksum from sector_catalog)
+                as is_matched_to_current_sectors
         from {{ this }}
         where not is_removed
     ) as stored_stocks
-        on stock_entries.cache_entry_id = stored_stocks.cache_entry_id
-    where
-        stock_entries.cache_entry_id is null
-        or stored_stocks.cache_entry_id is null
-        or stored_stocks.source_row_version <> stock_entries.source_row_version
-        or stored_stocks.sector_catalog_checksum
-        <> (select sector_catalog.sector_catalog_checksum from sector_catalog)
+        on
+            stock_entries.cache_entry_id = stored_stocks.cache_entry_id
+            and stock_entries.source_row_version = stored_stocks.source_row_version
+            and stored_stocks.is_matched_to_current_sectors
+    where stock_entries.cache_entry_id is null or stored_stocks.cache_entry_id is null
 
 ),
 
@@ -131,12 +135,17 @@ changed_symbols as (
 
 removed_stocks as (
 
+    -- stored stocks whose entry is gone: on the stored side only, under no current version
     select stored_stocks.*
     from {{ this }} as stored_stocks
     where stored_stocks.cache_entry_id in (
         select changed_stocks.stored_cache_entry_id
         from changed_stocks
-        where changed_stocks.cache_entry_id is null
+        where changed_stocks.stored_cache_entry_id is not null
+        except
+        select changed_stocks.cache_entry_id
+        from changed_stocks
+        where changed_stocks.cache_entry_id is not null
     )
 
 ),
@@ -168,7 +177,8 @@ stocks_to_rank as (
 
 change_batch as (
 
-    select nextval('{{ batch_sequence() }}') as changed_batch
+    -- claimed by the pre-hook (NULL where no hook ran: unit tests)
+    select current_setting('{{ change_batch_setting() }}', true)::bigint as changed_batch
 
 ),
 

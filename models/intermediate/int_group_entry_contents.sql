@@ -1,0 +1,161 @@
+{#-
+    One row per cache entry of a mapped type (see the cache_type_mappings seed) in this
+    run's environment: what its current row version says, read once — the group it would
+    become, where its member list is, the list itself and the checksums.  Which entries get
+    published is decided downstream (int_group_entries), over every entry's cheap columns.
+
+    Incremental by row version: the pre-hook deletes the rows whose entry changed (its xmin,
+    source_row_version), left the environment or had its mapping changed, and a run reads
+    only the entries with no row stored.  An entry's content and its checksums are written
+    together, from one row version, so a source write during a run can make this model one
+    run late, never inconsistent.
+-#}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        indexes=[{'columns': ['cache_entry_id'], 'unique': true}],
+        pre_hook="{{ delete_stale_entry_contents() }}",
+    )
+}}
+
+with
+
+cache_type_mappings as (
+
+    select
+        *,
+        {{ mapping_checksum('cache_type_mappings') }} as mapping_checksum
+    from {{ ref('cache_type_mappings') }} as cache_type_mappings
+
+),
+
+cache_entries as (
+
+    select * from {{ ref('stg_legacy__cache_entries') }}
+    where
+        {{ in_run_environment() }}
+        -- an array, not a join: lets the planner read only the mapped types by index
+        and cache_type = any(
+            array(select mappings.cache_type from {{ ref('cache_type_mappings') }} as mappings)
+        )
+
+),
+
+entries_to_read as (
+
+    -- every entry on a first build, then only those with no row stored
+    select * from cache_entries
+    {%- if is_incremental() %}
+    where not exists (
+        select 1 from {{ this }} as stored_contents
+        where stored_contents.cache_entry_id = cache_entries.cache_entry_id
+    )
+    {%- endif %}
+
+),
+
+mapped_entries as (
+
+    select
+        entries_to_read.cache_entry_id,
+        entries_to_read.source_row_version,
+        entries_to_read.cache_type,
+        entries_to_read.entry_key,
+        entries_to_read.entry_name,
+        entries_to_read.entry_value,
+        entries_to_read.entry_value_json_type,
+        entries_to_read.environment,
+        entries_to_read.raw_environment,
+        entries_to_read.is_environment_respelled,
+        entries_to_read.source_updated_at,
+        entries_to_read.content_checksum,
+        cache_type_mappings.mapping_checksum,
+        cache_type_mappings.group_type,
+        cache_type_mappings.member_source,
+        case
+            when coalesce(cache_type_mappings.name_prefix, '') = '' then entries_to_read.entry_key
+            when starts_with(entries_to_read.entry_key, cache_type_mappings.name_prefix)
+                then entries_to_read.entry_key
+            else cache_type_mappings.name_prefix || entries_to_read.entry_key
+        end as group_name,
+        case cache_type_mappings.description_source
+            when 'entry_name' then entries_to_read.entry_name
+            when 'value_description'
+                then {{ json_text_at('entries_to_read.entry_value', 'description') }}
+        end as group_description
+
+    from entries_to_read
+    inner join cache_type_mappings
+        on entries_to_read.cache_type = cache_type_mappings.cache_type
+
+),
+
+entries_with_member_lists as (
+
+    select
+        *,
+        case member_source
+            when
+                'holdings'
+                then case when jsonb_typeof(entry_value -> 'holdings') = 'array' then 'holdings' end
+            when 'symbols' then case when jsonb_typeof(entry_value -> 'symbols') = 'array' then 'symbols' end
+            when 'universe'
+                then case
+                    when entry_value_json_type = 'array' then '(value)'
+                    when jsonb_typeof(entry_value -> 'symbols') = 'array' then 'symbols'
+                    when jsonb_typeof(entry_value -> 'stocks') = 'array' then 'stocks'
+                    when jsonb_typeof(entry_value -> 'etfs') = 'array' then 'etfs'
+                end
+            when 'stock_metadata' then case when entry_value_json_type = 'object' then '(stock_metadata)' end
+        end as member_list_path
+
+    from mapped_entries
+
+),
+
+final as (
+
+    select
+        cache_entry_id,
+        source_row_version,
+        mapping_checksum,
+        cache_type,
+        entry_key,
+        entry_name,
+        environment,
+        raw_environment,
+        is_environment_respelled,
+        source_updated_at,
+        group_type,
+        group_name,
+        group_description,
+        member_source,
+        member_list_path,
+        case member_list_path
+            when '(value)' then entry_value
+            when '(stock_metadata)' then null
+            else entry_value -> member_list_path
+        end as member_list,
+        case
+            when member_list_path = '(value)' then jsonb_array_length(entry_value)
+            when member_list_path in ('holdings', 'symbols', 'stocks', 'etfs')
+                then jsonb_array_length(entry_value -> member_list_path)
+        end as member_list_length,
+        case
+            when entry_value_json_type <> 'object' then '{}'::jsonb
+            when member_list_path in ('holdings', 'symbols', 'stocks', 'etfs')
+                then entry_value - member_list_path
+            else entry_value
+        end as entry_value_without_members,
+        content_checksum,
+        md5(concat_ws('|', cache_type, entry_key, group_type, member_list_path, content_checksum))
+            as member_list_checksum,
+        entry_value_json_type
+
+    from entries_with_member_lists
+
+)
+
+select * from final
