@@ -134,3 +134,18 @@
     -#}
     select set_config('{{ change_batch_setting() }}', nextval('{{ batch_sequence() }}')::text, true)
 {% endmacro %}
+
+
+{% macro create_partial_index(columns, predicate) %}
+    {#-
+        Post-hook: a partial index (dbt's `indexes` config has no WHERE clause), created
+        with the table, by the run that builds it.  A run that kept the table leaves it
+        alone: even CREATE INDEX IF NOT EXISTS takes the table's SHARE lock first, and waits
+        behind autovacuum (up to deadlock_timeout, 1 s) on a table a run has just written.
+    -#}
+    {%- if is_incremental() -%}
+        select 1 /* table kept: its partial indexes exist */
+    {%- else -%}
+        create index on {{ this }} ({{ columns }}) where {{ predicate }}
+    {%- endif -%}
+{% endmacro %}

@@ -20,8 +20,8 @@
         ],
         pre_hook="{{ delete_stale_member_elements() }}",
         post_hook=(
-            "create index if not exists int_member_elements_problems on {{ this }} (cache_entry_id)"
-            " where element_problem is not null or weight_problem is not null"
+            "{{ create_partial_index('cache_entry_id',"
+            " 'element_problem is not null or weight_problem is not null') }}"
         ),
     )
 }}

@@ -31,10 +31,8 @@
             "set local work_mem = '64MB'",
         ],
         post_hook=[
-            "create index if not exists int_stock_sectors_problems on {{ this }} (cache_entry_id)"
-            " where stock_problem is not null and not is_removed",
-            "create index if not exists int_stock_sectors_tombstones on {{ this }} (changed_batch)"
-            " where is_removed",
+            "{{ create_partial_index('cache_entry_id', 'stock_problem is not null and not is_removed') }}",
+            "{{ create_partial_index('changed_batch', 'is_removed') }}",
         ],
     )
 }}
