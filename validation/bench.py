@@ -376,7 +376,7 @@ class _DbtRunner:
             "dbt_elapsed_seconds": round(float(results.get("elapsed_time", 0.0)), 3),
             "node_seconds": _node_seconds(results, manifest),
             "materializations": _materializations(manifest),
-            "peak_rss_mib": round(_peak_mib(peak_file, usage.ru_maxrss), 1),
+            **_peak_memory(peak_file, usage.ru_maxrss),
         }
 
 
@@ -420,12 +420,15 @@ def _dbt_with_peak_memory(peak_file: Path) -> list[str]:
     return [sys.executable, "-c", _PEAK_MEMORY_WRAPPER, str(peak_file)]
 
 
-def _peak_mib(peak_file: Path, maxrss: int) -> float:
-    """dbt's VmHWM when it wrote one (Linux); otherwise ru_maxrss (bytes on macOS)."""
+def _peak_memory(peak_file: Path, maxrss: int) -> dict[str, Any]:
+    """dbt's VmHWM when it wrote one (Linux); otherwise ru_maxrss (bytes on macOS), which
+    may include the benchmark's own memory (peak_rss_source says which)."""
     try:
-        return int(peak_file.read_text(encoding="utf-8")) / 1024
+        mib, source = int(peak_file.read_text(encoding="utf-8")) / 1024, "VmHWM"
     except (OSError, ValueError):
-        return maxrss / (1024 * 1024) if sys.platform == "darwin" else maxrss / 1024
+        mib = maxrss / (1024 * 1024) if sys.platform == "darwin" else maxrss / 1024
+        source = "ru_maxrss"
+    return {"peak_rss_mib": round(mib, 1), "peak_rss_source": source}
 
 
 _KIND_LAYER = {"operation": "hooks", "seed": "seed", "test": "tests", "unit_test": "tests"}

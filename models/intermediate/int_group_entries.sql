@@ -11,6 +11,8 @@ with
 
 group_entry_contents as (
 
+    -- named, not select *: checked_entries is read twice, so PostgreSQL materialises it with
+    -- every column it carries, and the member lists must not be among them
     select
         cache_entry_id,
         source_row_version,
