@@ -3,6 +3,8 @@
     the two tables (groups and memberships inserted / updated / deleted) and how many
     exceptions it recorded — "what changed in PROD last night".  The rows are written by the
     marts' hooks inside the marts' own transactions, so a run that rolls back logs nothing.
+    The exception counts are added by on-run-end (record_exception_counts): publishing does
+    not wait for the exceptions model, which nothing it writes depends on.
 -#}
 
 {% macro run_log_relation() -%}
@@ -80,12 +82,34 @@
                 and group_memberships.added_at <> {{ run_timestamp() }}
         ),
         {%- endif %}
-        exception_errors = (
-            select count(*) from {{ ref('int_migration_exceptions') }} where severity = 'error'
-        ),
-        exception_warnings = (
-            select count(*) from {{ ref('int_migration_exceptions') }} where severity = 'warning'
-        ),
         finished_at = (clock_timestamp() at time zone 'UTC')
     where {{ run_log_key() }}
 {%- endmacro %}
+
+
+{% macro record_exception_counts(results) %}
+    {#-
+        on-run-end: add the exceptions this run recorded to its run log row, when the run both
+        published (the row exists) and built int_migration_exceptions.  A run that built only
+        one of them leaves the counts NULL: "not counted", rather than another run's figures.
+    -#}
+    {%- set exceptions = [] -%}
+    {%- for result in results
+        if result.node.resource_type == 'model'
+        and result.node.name == 'int_migration_exceptions'
+        and result.status == 'success' -%}
+        {%- do exceptions.append(result.node.relation_name) -%}
+    {%- endfor -%}
+    {%- if exceptions -%}
+        update {{ run_log_relation() }} set
+            exception_errors = (
+                select count(*) from {{ exceptions[0] }} where severity = 'error'
+            ),
+            exception_warnings = (
+                select count(*) from {{ exceptions[0] }} where severity = 'warning'
+            )
+        where {{ run_log_key() }}
+    {%- else -%}
+        select 1 /* int_migration_exceptions not built by this run: no counts to record */
+    {%- endif -%}
+{% endmacro %}

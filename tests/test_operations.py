@@ -10,6 +10,7 @@ import psycopg
 import pytest
 from conftest import DbtProject
 from legacy_cache import LegacyCache, cache_fingerprint, published, small_cache
+from psycopg import sql
 
 from validation import operations
 from validation.cli import main
@@ -187,9 +188,43 @@ def test_the_run_log_counts_what_a_run_changed(
     members_before = {k: v for k, v in before.memberships.items() if k[0] == "PROD"}
     log = conn.execute(
         "select groups_inserted, groups_updated, groups_deleted, memberships_inserted,"
-        " memberships_updated, memberships_deleted, exception_errors is not null"
+        " memberships_updated, memberships_deleted, exception_errors, exception_warnings"
         " from migration_run_log where environment = 'PROD' and run_started_at >= %s",
         (started,),
     ).fetchall()
-    assert log == [(*_diff(prod_before, prod), *_diff(members_before, members), True)]
+    exceptions = _exception_counts(conn, "prod")
+    assert log == [(*_diff(prod_before, prod), *_diff(members_before, members), *exceptions)]
     assert log[0][:3] == (1, 2, 1)  # uranium; XLE and QQQ; crypto_miners
+
+
+def _exception_counts(conn: psycopg.Connection, environment: str) -> tuple[int, int]:
+    row = conn.execute(
+        sql.SQL(
+            "select count(*) filter (where severity = 'error'),"
+            " count(*) filter (where severity = 'warning') from {}"
+        ).format(sql.Identifier(f"public_intermediate_{environment}", "int_migration_exceptions"))
+    ).fetchone()
+    assert row is not None
+    return row[0], row[1]
+
+
+def test_a_run_that_skips_the_exceptions_model_logs_no_exception_counts(
+    dbt_project: DbtProject, three_environments_built: psycopg.Connection
+):
+    conn = three_environments_built
+    LegacyCache(conn).add("theme_definition", "lithium", "Lithium", {"symbols": ["ALB"]}, "PROD")
+    started = datetime.now(UTC).replace(tzinfo=None)
+
+    dbt_project.invoke(
+        "run",
+        target="prod",
+        args=("--exclude", "int_migration_exceptions", "cache_entry_reconciliation+"),
+    )
+
+    log = conn.execute(
+        "select groups_inserted, exception_errors, exception_warnings from migration_run_log"
+        " where environment = 'PROD' and run_started_at >= %s",
+        (started,),
+    ).fetchall()
+    # published, but the exceptions were not counted by this run: NULL, not stale figures
+    assert log == [(1, None, None)]

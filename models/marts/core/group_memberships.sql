@@ -11,7 +11,6 @@
     )
 }}
 -- depends_on: {{ ref('int_group_memberships') }}
--- depends_on: {{ ref('int_migration_exceptions') }}
 -- depends_on: {{ ref('int_member_elements') }}
 -- depends_on: {{ ref('int_stock_sectors') }}
 -- depends_on: {{ ref('int_group_entries') }}
