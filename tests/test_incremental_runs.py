@@ -430,3 +430,7 @@ def test_an_environment_without_entries_fails_loudly(dbt_project: DbtProject):
         "select reason, count(*) from public_intermediate_test.int_migration_exceptions group by 1"
     ).fetchall()
     assert dict(reasons) == {"invalid_environment": 1}
+    published_groups = conn.execute(
+        "select count(*) from public.definition_groups where environment = 'TEST'"
+    ).fetchone()
+    assert published_groups == (0,)

@@ -2,8 +2,10 @@
     A run whose environment has no mapped cache entry at all is almost always a wrong target
     or a mistyped environment in the source (the legacy migration once ran "successfully" on
     nothing).  Fails with the environments that the source does hold.
-    It runs after the exceptions model (depends_on), so those are recorded, and its failure
-    keeps the marts from running on an empty source.
+    It runs after the exceptions model (depends_on), so those are recorded.  The marts do not
+    wait for it (they do not depend on the exceptions model): on an empty source they publish
+    nothing, and the mass-delete guard stops a run that would empty an environment holding
+    groups; this test's failure fails the build.
 -#}
 {%- set environment = migration_environment() %}
 -- depends_on: {{ ref('int_migration_exceptions') }}
