@@ -113,3 +113,17 @@ def test_invalid_scales_are_refused_in_one_sentence(text: str) -> None:
 
 def test_scales_parse_in_order_without_repeats() -> None:
     assert bench.parse_scales("1, 10,100,10") == (1, 10, 100)
+
+
+def test_a_repeated_incremental_run_reports_its_median_run_with_every_run_beside_it() -> None:
+    runs = [
+        {"wall_seconds": 9.0, "node_seconds": {"core": 3.0}},  # right after the build
+        {"wall_seconds": 6.0, "node_seconds": {"core": 1.0}},
+        {"wall_seconds": 7.0, "node_seconds": {"core": 2.0}},
+    ]
+
+    median = bench._median_run(runs)
+
+    assert median["wall_seconds"] == 7.0
+    assert median["node_seconds"] == {"core": 2.0}  # the layers of that same run
+    assert median["runs_wall_seconds"] == [9.0, 6.0, 7.0]  # in the order they ran

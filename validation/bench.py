@@ -7,8 +7,9 @@ and measures, in that one run:
 - the builds, each a dbt child process with its own target and log paths (the project's
   ``target/`` is never touched): the full build (``dbt seed`` + ``dbt run``, and ``dbt build``
   with the tests, each from an empty database), a no-change incremental ``dbt run``, an
-  incremental ``dbt run`` after 1 % of the entries changed, and the floor: one hand-written
-  SQL script doing the same transform in a single transaction;
+  incremental ``dbt run`` after 1 % of the entries changed (each repeated, the median
+  reported with every run beside it), and the floor: one hand-written SQL script doing the
+  same transform in a single transaction;
 - the latency of the analysts' questions, warm and client-side (psycopg, parameters): the
   spec's three statements on the tables as the models leave them and on a naive copy that has
   only the prototype's indexes, their legacy JSONB equivalents on ``cache_entries``, and the
@@ -78,20 +79,22 @@ Progress = Callable[[str], None]
 
 @dataclass(frozen=True)
 class Repetitions:
-    """How many times each query runs: a warm-up, then enough runs to fill a time budget."""
+    """How many times each query runs (a warm-up, then enough runs to fill a time budget),
+    and how many times the SQL floor and each incremental dbt run are repeated (medians)."""
 
     warmup: int
     min_runs: int
     max_runs: int
     seconds_per_query: float
     floor_runs: int
+    incremental_runs: int
 
 
 FULL_REPETITIONS = Repetitions(
-    warmup=10, min_runs=30, max_runs=500, seconds_per_query=2.5, floor_runs=3
+    warmup=10, min_runs=30, max_runs=500, seconds_per_query=2.5, floor_runs=3, incremental_runs=5
 )
 QUICK_REPETITIONS = Repetitions(
-    warmup=1, min_runs=3, max_runs=10, seconds_per_query=0.05, floor_runs=1
+    warmup=1, min_runs=3, max_runs=10, seconds_per_query=0.05, floor_runs=1, incremental_runs=1
 )
 
 
@@ -256,21 +259,34 @@ def _measure_scale(
         build["full_with_tests"] = _combine("dbt build", [dbt.run("build")])
         say(f"  {build['full_with_tests']['wall_seconds']:.1f} s")
 
-        say("no-change incremental run (dbt run) …")
-        build["incremental_no_change"] = _combine("dbt run", [dbt.run("run")])
-        say(f"  {build['incremental_no_change']['wall_seconds']:.1f} s")
-
-        say("dbt's own floor: a dbt run that selects no model …")
-        build["dbt_floor"] = _combine(
-            "dbt run selecting no model", [dbt.run("run", "--select", NO_MODEL)]
+        runs = repetitions.incremental_runs
+        say(
+            f"no-change incremental run (dbt run; median of {runs}, the first one right after "
+            "the build) …"
         )
-        say(f"  {build['dbt_floor']['wall_seconds']:.1f} s")
+        build["incremental_no_change"] = _median_run(
+            [_combine("dbt run", [dbt.run("run")]) for _ in range(runs)]
+        )
+        say(_runs_line(build["incremental_no_change"]))
 
-        changed = _change_one_percent(conn)
-        say(f"incremental run after changing {changed:,} entries (dbt run) …")
-        build["incremental_1pct"] = _combine("dbt run", [dbt.run("run")])
-        build["incremental_1pct"]["changed_entries"] = changed
-        say(f"  {build['incremental_1pct']['wall_seconds']:.1f} s")
+        say(f"dbt's own floor: a dbt run that selects no model (median of {runs}) …")
+        build["dbt_floor"] = _median_run(
+            [
+                _combine("dbt run selecting no model", [dbt.run("run", "--select", NO_MODEL)])
+                for _ in range(runs)
+            ]
+        )
+        say(_runs_line(build["dbt_floor"]))
+
+        say(f"1 % of the entries changed, then an incremental run (dbt run; median of {runs}) …")
+        changed_runs = []
+        for _ in range(runs):
+            changed = _change_one_percent(conn)
+            changed_run = _combine("dbt run", [dbt.run("run")])
+            changed_run["changed_entries"] = changed
+            changed_runs.append(changed_run)
+        build["incremental_1pct"] = _median_run(changed_runs)
+        say(f"{_runs_line(build['incremental_1pct'])}; {changed:,} entries changed each time")
 
         say(f"hand-written SQL floor ({repetitions.floor_runs} run(s)) …")
         build["sql_floor"] = _time_floor(conn, repetitions.floor_runs)
@@ -484,6 +500,23 @@ def _combine(label: str, invocations: Sequence[dict[str, Any]]) -> dict[str, Any
         "memory_of": "the dbt process (max RSS); the server's memory is not measured",
         "invocations": list(invocations),
     }
+
+
+def _median_run(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The run of median wall time (a real run, so its per-layer times stay consistent),
+    with every run's wall time beside it."""
+    ordered = sorted(runs, key=lambda run: run["wall_seconds"])
+    median = dict(ordered[(len(ordered) - 1) // 2])
+    median["runs_wall_seconds"] = [run["wall_seconds"] for run in runs]
+    return median
+
+
+def _runs_line(step: Mapping[str, Any]) -> str:
+    runs = step.get("runs_wall_seconds", [step["wall_seconds"]])
+    listed = " / ".join(f"{seconds:.1f}" for seconds in runs)
+    return f"  {step['wall_seconds']:.1f} s" + (
+        f" (median; runs {listed} s)" if len(runs) > 1 else ""
+    )
 
 
 # --- the benchmark database ---------------------------------------------------------------
@@ -1477,8 +1510,9 @@ def render_markdown(report: Mapping[str, Any], *, chart_name: str = CHART_NAME) 
         "## Builds",
         "",
         "Wall time of each step (dbt start-up and parsing included), dbt's own elapsed time, "
-        "the execution time per layer (run_results.json; two threads, so layers may overlap) "
-        "and the dbt process's peak RSS.",
+        "the execution time per layer (run_results.json; models run in parallel threads, so "
+        "layers may overlap) and the dbt process's peak RSS. Incremental runs: the median run, "
+        "every run's wall time beside it.",
         "",
         "| scale | step | wall (s) | dbt elapsed (s) | time per layer (s) | % of full build "
         "| peak RSS (MiB) |",
@@ -1501,6 +1535,9 @@ def render_markdown(report: Mapping[str, Any], *, chart_name: str = CHART_NAME) 
             value = build[step]
             if step == "incremental_1pct":
                 title += f", {value['changed_entries']:,} entries changed"
+            runs = value.get("runs_wall_seconds", [])
+            if len(runs) > 1:
+                title += f"; median of {len(runs)}: " + " / ".join(f"{r:.1f}" for r in runs)
             layers = ", ".join(f"{k} {v:.1f}" for k, v in value.get("node_seconds", {}).items())
             elapsed = value.get("dbt_elapsed_seconds")
             rss = value.get("peak_rss_mib")
@@ -1622,7 +1659,7 @@ def _build_notes(scales: Sequence[Mapping[str, Any]]) -> list[str]:
                 for layer, seconds in layers.items()
                 if layer not in _LAYER_ORDER and layer != "other"
             )
-            + " (two threads: layers overlap, so model time can exceed the wall time)."
+            + " (parallel threads: layers overlap, so model time can exceed the wall time)."
         )
     full = build["full_models_only"]["node_seconds"]
     unchanged = build["incremental_no_change"]["node_seconds"]
