@@ -27,7 +27,16 @@ demo: setup
 	$(BIN)/python -m validation demo
 
 ## test: quality gates, then the whole suite on embedded PostgreSQL 18 and on the 15 service.
-test: setup lint test-embedded test-service
+## The two suites run side by side (each is mostly dbt's single-threaded Python, so two cores
+## take both), their lines prefixed; the target fails when either suite fails.
+test: setup lint
+	@set -o pipefail; \
+	  ( $(BIN)/pytest --pg embedded 2>&1 | sed -u 's/^/[pg18] /' ) & embedded=$$!; \
+	  ( $(BIN)/pytest --pg service -m db 2>&1 | sed -u 's/^/[pg15] /' ) & service=$$!; \
+	  wait $$embedded; embedded_exit=$$?; wait $$service; service_exit=$$?; \
+	  echo "make test: embedded PostgreSQL 18 suite exit $$embedded_exit," \
+	    "PostgreSQL 15 service suite exit $$service_exit"; \
+	  [ $$embedded_exit -eq 0 ] && [ $$service_exit -eq 0 ]
 
 lint: setup
 	$(BIN)/ruff check validation tests

@@ -93,6 +93,8 @@ def test_harness_builds_at_once_take_turns_even_on_an_empty_database(
     assert [(env, groups) for env, groups, _, _ in counts] == [("DEFAULT", 12), ("PROD", 12)]
     assert all(rows == distinct for _, _, rows, distinct in counts)
     assert sum("waiting for it" in output for output in outputs) >= 1
+    # each run kept its artifacts where dbt's DBT_TARGET_PATH said, not in the project's target/
+    assert (tmp_path / "run2" / "target" / "prod" / "manifest.json").exists()
 
 
 def _conninfo(settings: dict[str, str]) -> dict[str, str]:

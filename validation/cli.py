@@ -128,16 +128,23 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _artifacts_root() -> Path:
+    """dbt's target directory: DBT_TARGET_PATH (dbt's own variable) when set, else target/."""
+    configured = os.environ.get("DBT_TARGET_PATH")
+    return Path(configured) if configured else PROJECT_ROOT / "target"
+
+
 def target_path(target: str) -> list[str]:
-    """dbt artifacts per target (target/<target>/), so validating one environment never reads
-    another environment's manifest."""
-    return ["--target-path", str(PROJECT_ROOT / "target" / target)]
+    """dbt artifacts per target (<target dir>/<target>/), so validating one environment never
+    reads another environment's manifest."""
+    return ["--target-path", str(_artifacts_root() / target)]
 
 
 def manifest_for(target: str) -> Path:
     """The manifest of the last harness build of ``target``, else of the last plain dbt run."""
-    per_target = PROJECT_ROOT / "target" / target / "manifest.json"
-    return per_target if per_target.exists() else PROJECT_ROOT / "target" / "manifest.json"
+    root = _artifacts_root()
+    per_target = root / target / "manifest.json"
+    return per_target if per_target.exists() else root / "manifest.json"
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
