@@ -50,7 +50,7 @@ test-embedded: setup
 test-service: setup
 	$(BIN)/pytest --pg service -m db
 
-## bench: build cost and query latency at scales 1, 10, 100 (about 10 minutes); writes docs/
+## bench: build cost and query latency at scales 1, 10, 100 (about 12 minutes); writes docs/
 bench: setup
 	$(BIN)/python -m validation bench
 
