@@ -26,7 +26,6 @@ import psycopg
 from conftest import PROJECT_ROOT, DbtProject, DbtRunFailed, PgServer
 from hypothesis import strategies as st
 from legacy_cache import BASE_TIME, LegacyCache, Published, published, small_cache
-from psycopg import sql
 
 from validation.sample import ensure_table
 
@@ -611,28 +610,6 @@ def break_macro(project_dir: Path, macro: str, body: str) -> None:
     raise AssertionError(f"macro {macro} not found in {project_dir / 'macros'}")
 
 
-def terminate_connections(pg_server: PgServer, dbname: str) -> None:
-    with pg_server.connect(autocommit=True) as conn:
-        conn.execute(
-            "select pg_terminate_backend(pid) from pg_stat_activity"
-            " where datname = %s and pid <> pg_backend_pid()",
-            (dbname,),
-        )
-
-
-def clone_database(pg_server: PgServer, template: str, name: str) -> None:
-    terminate_connections(pg_server, template)
-    with pg_server.connect(autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
-        )
-        conn.execute(
-            sql.SQL("create database {} template {}").format(
-                sql.Identifier(name), sql.Identifier(template)
-            )
-        )
-
-
 def environment_part(state: Published, environment: str) -> dict[str, dict[Any, Any]]:
     """One environment's rows of a Published snapshot, everything included."""
 
@@ -791,13 +768,12 @@ class Harness:
             starting_cache(LegacyCache(conn).create())
         for target in ENVIRONMENTS:
             self.incremental.build(target, args=self.build_args)
-        terminate_connections(self.pg_server, self.incremental_name)
-        clone_database(self.pg_server, self.incremental_name, self.template_name)
+        self.pg_server.clone_database(self.incremental_name, self.template_name)
 
     def start_example(self) -> psycopg.Connection:
         self.examples += 1
         self.steps.append(0)
-        clone_database(self.pg_server, self.template_name, self.incremental_name)
+        self.pg_server.clone_database(self.template_name, self.incremental_name)
         return connect(self.incremental.settings)
 
     def build(self, target: str, variables: Mapping[str, Any] | None = None) -> None:

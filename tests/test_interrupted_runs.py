@@ -35,7 +35,7 @@ from typing import Any
 import psycopg
 import pytest
 from conftest import PROJECT_ROOT, DbtProject, PgServer
-from equivalence import clone_database, connect
+from equivalence import connect
 from legacy_cache import Published, published
 
 ETF_HOLDINGS_SQL = (  # the spec's ETF-holdings query (validation/timings.py), verbatim
@@ -111,7 +111,7 @@ class Scenario:
 
     def start(self) -> tuple[psycopg.Connection, str]:
         """The working database at the old state, with the new source; (conn, held symbol)."""
-        clone_database(self.pg_server, self.old_name, self.name)
+        self.pg_server.clone_database(self.old_name, self.name)
         conn = connect(self.project.settings)
         return conn, apply_changes(conn)
 
@@ -149,7 +149,7 @@ def scenario(
     with connect(settings) as conn:
         old = published(conn)
     old_name = f"{migration_database}_old"
-    clone_database(pg_server, migration_database, old_name)
+    pg_server.clone_database(migration_database, old_name)
     with connect(settings) as conn:
         apply_changes(conn)
         project.build("default")
