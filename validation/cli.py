@@ -388,6 +388,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from validation.bench import format_summary, parse_scales, run_benchmark
 
     scales = parse_scales(args.scales)
+    starts_server = not external_server_configured() and server.status() is None
     settings = resolve_settings(start_embedded=True)
     result = run_benchmark(
         settings,
@@ -398,6 +399,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         progress=lambda message: _say(f"  {message}"),
     )
     _say(format_summary(result))
+    if starts_server:
+        _say("the embedded PostgreSQL server started for this run is still running;")
+        _say("  stop server: python -m validation db stop")
     return 0
 
 
