@@ -300,23 +300,33 @@ def reference_project(
     pg_server.drop_database(name)
 
 
-@contextmanager
-def built_once(
+@pytest.fixture(scope="module")
+def module_template(
+    request: pytest.FixtureRequest,
     pg_server: PgServer,
     migration_database: str,
     dbt_work_dir: Path,
-    manifests: dict[str, Any],
-    prepare: Callable[[DbtProject], None],
+    _session_manifests: dict[str, Any],
 ) -> Iterator[str]:
-    """A template database that ``prepare`` loads and builds once (for a module's tests);
-    each test then copies it into its own database with PgServer.clone_database, which takes
-    about a second where the builds take tens."""
+    """A template database that the test module's ``build_once(project)`` loads and builds,
+    once for the module; module_copy gives each test its own copy of it."""
+    build_once: Callable[[DbtProject], None] = request.module.build_once
     settings = pg_server.recreate_database(migration_database)
-    prepare(DbtProject(settings, dbt_work_dir, manifests))
-    template = f"{migration_database}_template"
+    build_once(DbtProject(settings, dbt_work_dir, _session_manifests))
+    template = f"{migration_database}_module"
     pg_server.clone_database(migration_database, template)
     yield template
     pg_server.drop_database(template)
+
+
+@pytest.fixture
+def module_copy(
+    pg_server: PgServer, module_template: str, dbt_project: DbtProject
+) -> psycopg.Connection:
+    """This test's database as a copy of the module's template (CREATE DATABASE … TEMPLATE:
+    about a second, where the builds take tens); an autocommit connection to it."""
+    pg_server.clone_database(module_template, dbt_project.settings["PGDATABASE"])
+    return dbt_project.connect()
 
 
 @dataclass(frozen=True)

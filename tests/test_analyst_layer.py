@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
-from conftest import BuiltSample, DbtProject, PgServer, built_once
+from conftest import BuiltSample, DbtProject
 from legacy_cache import LegacyCache, small_cache
 
 from validation.cli import main
 
 
-def _load_and_build_default_then_prod(project: DbtProject) -> None:
+def build_once(project: DbtProject) -> None:
     with project.connect() as conn:
         cache = LegacyCache(conn).create()
         small_cache(cache, "DEFAULT")
@@ -25,31 +23,10 @@ def _load_and_build_default_then_prod(project: DbtProject) -> None:
         project.build("prod")
 
 
-@pytest.fixture(scope="module")
-def small_cache_template(
-    pg_server: PgServer,
-    migration_database: str,
-    dbt_work_dir: Path,
-    _session_manifests: dict[str, Any],
-) -> Iterator[str]:
-    with built_once(
-        pg_server,
-        migration_database,
-        dbt_work_dir,
-        _session_manifests,
-        _load_and_build_default_then_prod,
-    ) as template:
-        yield template
-
-
 @pytest.fixture
-def small_cache_built(
-    pg_server: PgServer, small_cache_template: str, dbt_project: DbtProject
-) -> psycopg.Connection:
-    """The compact cache in DEFAULT and PROD, with DEFAULT then PROD built (a copy of the
-    module's template)."""
-    pg_server.clone_database(small_cache_template, dbt_project.settings["PGDATABASE"])
-    return dbt_project.connect()
+def small_cache_built(module_copy: psycopg.Connection) -> psycopg.Connection:
+    """The compact cache in DEFAULT and PROD, with DEFAULT then PROD built (build_once)."""
+    return module_copy
 
 
 def test_symbol_memberships_gather_every_group_of_a_symbol(small_cache_built: psycopg.Connection):

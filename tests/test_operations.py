@@ -3,14 +3,12 @@ report and the run log — each against a real PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
-from conftest import DbtProject, PgServer, built_once
+from conftest import DbtProject
 from legacy_cache import LegacyCache, cache_fingerprint, published, small_cache
 from psycopg import sql
 
@@ -24,7 +22,7 @@ where g.environment = %s order by g.id, m.id
 """
 
 
-def _load_and_build_three_environments(project: DbtProject) -> None:
+def build_once(project: DbtProject) -> None:
     with project.connect() as conn:
         cache = LegacyCache(conn).create()
         for environment in ("DEFAULT", "TEST", "PROD"):
@@ -32,37 +30,16 @@ def _load_and_build_three_environments(project: DbtProject) -> None:
             project.build(environment.lower())
 
 
-@pytest.fixture(scope="module")
-def three_environments_template(
-    pg_server: PgServer,
-    migration_database: str,
-    dbt_work_dir: Path,
-    _session_manifests: dict[str, Any],
-) -> Iterator[str]:
-    with built_once(
-        pg_server,
-        migration_database,
-        dbt_work_dir,
-        _session_manifests,
-        _load_and_build_three_environments,
-    ) as template:
-        yield template
-
-
 @pytest.fixture
 def three_environments_built(
-    pg_server: PgServer,
-    three_environments_template: str,
-    dbt_project: DbtProject,
-    monkeypatch: pytest.MonkeyPatch,
+    module_copy: psycopg.Connection, dbt_project: DbtProject, monkeypatch: pytest.MonkeyPatch
 ) -> psycopg.Connection:
     """DEFAULT, TEST and PROD loaded with the compact cache and built (a copy of the module's
-    template); PG* point at them."""
-    pg_server.clone_database(three_environments_template, dbt_project.settings["PGDATABASE"])
+    template, build_once); PG* point at them."""
     for name, value in dbt_project.settings.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("DBT_SCHEMA", "public")
-    return dbt_project.connect()
+    return module_copy
 
 
 def _slice(conn: psycopg.Connection, environment: str) -> list[tuple[object, ...]]:

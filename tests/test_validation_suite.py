@@ -4,14 +4,14 @@ it passes on good data and fails, readably, on deliberately broken data."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 import yaml
-from conftest import DbtProject, PgServer, built_once
+from conftest import DbtProject
 from legacy_cache import LegacyCache, small_cache
 from psycopg import sql
 
@@ -51,33 +51,17 @@ def _failed(report: ValidationReport) -> set[str]:
     return {c.check for c in report.failures}
 
 
-def _load_and_build_test(project: DbtProject) -> None:
+def build_once(project: DbtProject) -> None:
     with project.connect() as conn:
         small_cache(LegacyCache(conn).create(), "TEST")
         project.build("test")
 
 
-@pytest.fixture(scope="module")
-def small_test_template(
-    pg_server: PgServer,
-    migration_database: str,
-    dbt_work_dir: Path,
-    _session_manifests: dict[str, Any],
-) -> Iterator[str]:
-    with built_once(
-        pg_server, migration_database, dbt_work_dir, _session_manifests, _load_and_build_test
-    ) as template:
-        yield template
-
-
 @pytest.fixture
-def small_test_build(
-    pg_server: PgServer, small_test_template: str, dbt_project: DbtProject
-) -> psycopg.Connection:
-    """The TEST environment migrated from the compact cache with every legacy shape (a copy
-    of the module's template)."""
-    pg_server.clone_database(small_test_template, dbt_project.settings["PGDATABASE"])
-    return dbt_project.connect()
+def small_test_build(module_copy: psycopg.Connection) -> psycopg.Connection:
+    """The TEST environment migrated from the compact cache with every legacy shape
+    (build_once)."""
+    return module_copy
 
 
 # --- on good data ---------------------------------------------------------------------------
