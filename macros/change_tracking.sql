@@ -29,8 +29,12 @@
 {%- endmacro %}
 
 
-{% macro create_change_tracking() %}
+{% macro create_change_tracking(sequence, change_log, change_log_index, watermarks) %}
+    {#- The parts that are missing (ensure_state_tables in macros/run_log.sql decides). -#}
+    {%- if sequence %}
     create sequence if not exists {{ batch_sequence() }};
+    {%- endif %}
+    {%- if change_log %}
     create table if not exists {{ change_log_relation() }} (
         batch bigint not null,
         environment varchar(10) not null,
@@ -40,10 +44,14 @@
         symbol varchar(50),
         change varchar(10) not null
     );
-    create index if not exists migration_change_log_environment_batch
-        on {{ change_log_relation() }} (environment, batch);
     comment on table {{ change_log_relation() }} is
         'Groups (symbol NULL) and memberships each publish changed, by batch; read by the analyst models, pruned once all have applied it.';
+    {%- endif %}
+    {%- if change_log_index %}
+    create index if not exists migration_change_log_environment_batch
+        on {{ change_log_relation() }} (environment, batch);
+    {%- endif %}
+    {%- if watermarks %}
     create table if not exists {{ watermarks_relation() }} (
         environment varchar(10) not null,
         consumer text not null,
@@ -51,7 +59,8 @@
         primary key (environment, consumer)
     );
     comment on table {{ watermarks_relation() }} is
-        'The last change batch each incremental consumer applied, per environment.'
+        'The last change batch each incremental consumer applied, per environment.';
+    {%- endif %}
 {% endmacro %}
 
 

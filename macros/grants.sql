@@ -3,9 +3,11 @@
     tables and the analyst models) to var('analyst_role') through dbt `grants`; these macros
     make that safe to run as any user:
 
-    - ensure_analyst_role (on-run-start) creates the role NOLOGIN when it is missing and the
-      running user may create roles, and gives it USAGE on the target schema; a user who
-      may not gets a warning instead of a failed run.
+    - ensure_analyst_role (on-run-start, only for commands that build models) gives the role
+      USAGE on the target schema when it lacks it.  It never creates the role: roles are
+      server-wide objects, which a build has no business creating on a user's server.  A
+      missing role gets a warning naming the fix (a DBA's `create role … nologin`), and the
+      marts are built without analyst grants.
     - postgres__apply_grants (dbt's grant step, overridden for this project) grants only to
       roles that exist, so a missing role never fails a model, and it only ever revokes
       the privileges it manages (SELECT): a legacy writer's INSERT granted by a DBA stays.
@@ -24,40 +26,37 @@
 
 {% macro ensure_analyst_role() %}
     {%- set role = analyst_role() -%}
-    {%- if not execute or not role -%}
+    {%- if not execute or flags.WHICH not in ('build', 'run') -%}
+        {{ return('select 1 /* this command builds no model: no grants */') }}
+    {%- endif -%}
+    {%- if not role -%}
         {{ return('select 1 /* grants are off (analyst_role is empty) */') }}
     {%- endif -%}
-    {%- set found = run_query(
-        "select exists (select 1 from pg_roles where rolname = " ~ sql_literal(role) ~ "),"
-        ~ " (select rolsuper or rolcreaterole from pg_roles where rolname = current_user)"
-    ).rows[0] -%}
-    {%- if not found[0] and not found[1] -%}
+    {%- set exists = run_query(
+        "select exists (select 1 from pg_roles where rolname = " ~ sql_literal(role) ~ ")"
+    ).rows[0][0] -%}
+    {%- if not exists -%}
         {%- do exceptions.warn(
-            "Role '" ~ role ~ "' does not exist and " ~ target.user ~ " may not create roles, "
-            ~ "so the marts are built without analyst grants. Ask a DBA to run "
+            "Role '" ~ role ~ "' does not exist, so the marts are built without analyst "
+            ~ "grants (a build never creates roles: they are server-wide). Ask a DBA to run "
             ~ "'create role " ~ adapter.quote(role) ~ " nologin' (the next run grants to it), "
             ~ "or choose another role with --vars '{analyst_role: <role>}' "
             ~ "('' turns grants off)."
         ) -%}
         {{ return('select 1 /* analyst role missing: grants skipped */') }}
     {%- endif -%}
+    {%- set has_usage = run_query(
+        "select has_schema_privilege(" ~ sql_literal(role) ~ ", n.oid, 'usage')"
+        ~ " from pg_namespace as n where n.nspname = " ~ sql_literal(target.schema)
+    ).rows -%}
+    {%- if not has_usage or has_usage[0][0] -%}
+        {{ return('select 1 /* the analyst role has USAGE on the schema (or it is not built yet) */') }}
+    {%- endif -%}
     do $grants$
     begin
-        {%- if not found[0] %}
-        begin
-            create role {{ adapter.quote(role) }} nologin;
-        exception when duplicate_object or unique_violation then null;  -- a concurrent run made it
-        end;
-        {%- endif %}
-        if exists (select 1 from pg_namespace where nspname = {{ sql_literal(target.schema) }})
-            and not has_schema_privilege(
-                {{ sql_literal(role) }}, {{ sql_literal(target.schema) }}, 'usage'
-            )
-        then
-            grant usage on schema {{ adapter.quote(target.schema) }} to {{ adapter.quote(role) }};
-        end if;
+        grant usage on schema {{ adapter.quote(target.schema) }} to {{ adapter.quote(role) }};
     exception when insufficient_privilege then
-        raise warning 'analyst grants: %', sqlerrm;
+        raise warning 'analyst grants: % (the schema''s owner can grant USAGE on it)', sqlerrm;
     end
     $grants$
 {% endmacro %}

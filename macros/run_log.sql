@@ -13,7 +13,6 @@
 
 
 {% macro create_run_log() %}
-    create schema if not exists {{ adapter.quote(target.schema) }};
     create table if not exists {{ run_log_relation() }} (
         invocation_id text not null,
         environment varchar(10) not null,
@@ -31,7 +30,40 @@
     );
     comment on table {{ run_log_relation() }} is
         'One row per dbt run and environment: what the run changed in definition_groups and group_memberships (written by their hooks).';
-    {{ create_change_tracking() }}
+{% endmacro %}
+
+
+{% macro ensure_state_tables() %}
+    {#-
+        on-run-start: the run log, the batch sequence, the change log and the watermarks, next
+        to the two tables.  Only commands that build models need them, and DDL needs privileges
+        a reader does not have, so a command that builds nothing (source freshness, test,
+        docs generate, compile …) runs no statement at all, and a build creates only what is
+        missing: once they exist, a run does no DDL.
+    -#}
+    {%- if not execute or flags.WHICH not in ('build', 'run') -%}
+        {{ return('select 1 /* this command builds no model: no state tables needed */') }}
+    {%- endif -%}
+    {%- set found = run_query(
+        "select to_regnamespace(" ~ sql_literal(adapter.quote(target.schema)) ~ ") is not null,"
+        ~ " to_regclass(" ~ sql_literal(run_log_relation() | trim) ~ ") is not null,"
+        ~ " to_regclass(" ~ sql_literal(batch_sequence() | trim) ~ ") is not null,"
+        ~ " to_regclass(" ~ sql_literal(change_log_relation() | trim) ~ ") is not null,"
+        ~ " to_regclass(" ~ sql_literal(adapter.quote(target.schema)
+            ~ ".migration_change_log_environment_batch") ~ ") is not null,"
+        ~ " to_regclass(" ~ sql_literal(watermarks_relation() | trim) ~ ") is not null"
+    ).rows[0] -%}
+    {%- if found | select | list | length == found | length -%}
+        {{ return('select 1 /* the state tables exist: no DDL */') }}
+    {%- endif -%}
+    {%- if not found[0] %}
+    create schema if not exists {{ adapter.quote(target.schema) }};
+    {%- endif %}
+    {%- if not found[1] %}
+    {{ create_run_log() }}
+    {%- endif %}
+    {{ create_change_tracking(sequence=not found[2], change_log=not found[3],
+        change_log_index=not found[4], watermarks=not found[5]) }}
 {% endmacro %}
 
 

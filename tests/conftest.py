@@ -3,6 +3,7 @@ databases, and dbt invoked in-process with a parsed manifest reused per target."
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -109,6 +110,21 @@ def _service_is_up() -> bool:
         return False
 
 
+ANALYST_ROLE = "analyst"
+
+
+def _with_analyst_role(server: PgServer) -> PgServer:
+    """The role the marts grant SELECT to.  Roles are server-wide and a build never creates
+    one (a DBA does, on a user's server); on the test servers, which are ours, the tests do."""
+    # made already by an earlier session, or by the other suite at the same moment: fine
+    with (
+        server.connect(autocommit=True) as conn,
+        contextlib.suppress(psycopg.errors.DuplicateObject, psycopg.errors.UniqueViolation),
+    ):
+        conn.execute(sql.SQL("create role {} nologin").format(sql.Identifier(ANALYST_ROLE)))
+    return server
+
+
 @pytest.fixture(scope="session")
 def pg_server(request: pytest.FixtureRequest) -> Iterator[PgServer]:
     kind = request.config.getoption("--pg")
@@ -127,13 +143,13 @@ def pg_server(request: pytest.FixtureRequest) -> Iterator[PgServer]:
                 "PostgreSQL 15 service at 127.0.0.1:5432 is not reachable; start it with "
                 "'pg_ctlcluster --skip-systemctl-redirect 15 main start'."
             )
-        yield PgServer(SERVICE_SETTINGS, "service")
+        yield _with_analyst_role(PgServer(SERVICE_SETTINGS, "service"))
         return
     from validation import server
 
     already_running = server.status(TEST_PGDATA) is not None
     info = server.start(TEST_PGDATA, database="postgres")
-    yield PgServer(info.settings() | {"PGDATABASE": "postgres"}, "embedded")
+    yield _with_analyst_role(PgServer(info.settings() | {"PGDATABASE": "postgres"}, "embedded"))
     if not already_running:
         # leave the machine as the session found it: no stray server after `make test`
         server.stop(TEST_PGDATA)

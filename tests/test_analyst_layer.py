@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
+import shlex
+import subprocess
+import sys
 from decimal import Decimal
 from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import BuiltSample, DbtProject
+from conftest import PROJECT_ROOT, BuiltSample, DbtProject
 from legacy_cache import LegacyCache, small_cache
 
 from validation.cli import main
+from validation.query import close_names
 
 
 def build_once(project: DbtProject) -> None:
@@ -208,7 +213,40 @@ def test_query_without_tables_says_to_build(
 ):
     for name, value in fresh_database.items():
         monkeypatch.setenv(name, value)
+    monkeypatch.delenv("DBT_SCHEMA", raising=False)
     assert main(["query", "etf", "SPY"]) == 2
-    assert "build it first with 'python -m validation build --target default'" in (
-        capsys.readouterr().err
-    )
+    err = capsys.readouterr().err
+    assert "build it first with 'python -m validation build --target default'" in err
+    # where it looked, and why there
+    database = fresh_database["PGDATABASE"]
+    assert f"looked in schema public of {fresh_database['PGHOST']}" in err and database in err
+    assert "schema from the default: neither --schema nor DBT_SCHEMA is set" in err
+
+
+@pytest.mark.parametrize(
+    ("typed", "suggested"),
+    [
+        ("SPX", ["SPY"]),
+        ("SPYY", ["SPY"]),
+        ("qqq", ["QQQ"]),
+        ("ARK", ["ARKK"]),
+        ("crypto", ["crypto_miners"]),
+        ("NOSUCH", []),  # SCHG shares three letters with it: not a suggestion
+        ("XYZ", []),
+    ],
+)
+def test_did_you_mean_suggests_only_what_is_close(typed: str, suggested: list[str]):
+    names = ["SPY", "SCHG", "QQQ", "ARKK", "XLY", "XLK", "crypto_miners", "VOO"]
+    assert close_names(typed, names) == suggested
+
+
+def test_a_query_piped_into_head_ends_quietly(built_sample: BuiltSample):
+    """`query … | head -1`: the reader goes away early; no BrokenPipeError traceback."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    env |= {**built_sample.settings, "DBT_SCHEMA": "public"}
+    pipeline = subprocess.run(
+        f"{shlex.quote(sys.executable)} -m validation query etf VTI | head -1",
+        shell=True, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert pipeline.stdout.startswith("ETF VTI in DEFAULT: 3508 members")
+    assert "Traceback" not in pipeline.stderr and "BrokenPipe" not in pipeline.stderr

@@ -3,6 +3,7 @@ report and the run log — each against a real PostgreSQL."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -91,6 +92,44 @@ def test_a_damaged_backup_is_refused_and_nothing_changes(
 
     assert "refusing to restore it" in capsys.readouterr().err
     assert _slice(conn, "PROD") == damaged_state
+
+
+def test_a_backup_whose_metadata_names_another_schema_is_refused(
+    dbt_project: DbtProject, three_environments_built: psycopg.Connection, tmp_path: Path
+):
+    """restore drops and recreates the scratch schema the metadata names: an edited .json
+    naming `public` must never get that far."""
+    conn = three_environments_built
+    made = operations.backup(dbt_project.settings, "PROD", directory=tmp_path)
+    meta_path = made.path.with_name(made.path.name + ".json")
+    meta = json.loads(meta_path.read_text())
+    meta["snapshot_schema"] = "public"
+    meta_path.write_text(json.dumps(meta))
+    before = _slice(conn, "PROD")
+
+    with pytest.raises(UserFacingError, match="not one a backup makes"):
+        operations.restore(dbt_project.settings, made.path)
+
+    assert _slice(conn, "PROD") == before
+    assert conn.execute("select to_regclass('public.definition_groups')").fetchone() != (None,)
+
+
+def test_restore_says_what_it_replaces_before_it_asks(
+    dbt_project: DbtProject,
+    three_environments_built: psycopg.Connection,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+):
+    made = operations.backup(dbt_project.settings, "PROD", directory=tmp_path)
+    before = _slice(three_environments_built, "PROD")
+
+    assert main(["restore", str(made.path)]) == 2  # no terminal, no --yes: refused
+
+    out = capsys.readouterr()
+    assert "restore of PROD" in out.out and "would replace" in out.out
+    assert "definition_groups    delete         12 PROD rows, insert         12" in out.out
+    assert "rerun with --yes" in out.err
+    assert _slice(three_environments_built, "PROD") == before
 
 
 def test_rollback_of_test_leaves_other_environments_and_the_legacy_table_alone(

@@ -545,7 +545,7 @@ def test_loading_twice_gives_the_same_content(pg_databases: Callable[[], str]) -
         load_sample(conn)
         once = content_hash(conn, everything)
         once_with_ids = content_hash(conn, everything, with_ids=True)
-        summary = load_sample(conn)  # replaces its own rows, noise included
+        summary = load_sample(conn, replace=True)  # replaces its rows, noise included
         assert summary.deleted_rows == once[0]
         assert content_hash(conn, everything) == once
         assert counts(conn) == expected_counts("DEFAULT")
@@ -578,7 +578,11 @@ def test_several_environments_and_rows_it_does_not_own(pg_dsn: str) -> None:
                       ('etf_holdings', 'Mine', 'MINE', '{"holdings": []}', 'UAT')"""
         )
         conn.commit()
-        summary = load_sample(conn, environments=("TEST", "UAT", "TEST"))
+        with pytest.raises(UserFacingError, match=r"1 'UAT' rows; nothing was loaded"):
+            load_sample(conn, environments=("TEST", "UAT", "TEST"))
+        conn.rollback()
+        assert counts(conn) == Counter({("dev", "theme_definition"): 1, ("UAT", "etf_holdings"): 1})
+        summary = load_sample(conn, environments=("TEST", "UAT", "TEST"), replace=True)
         assert summary.environments == ("TEST", "UAT")
         found = counts(conn)
         assert found[("dev", "theme_definition")] == 1  # not the sample's: kept
@@ -604,9 +608,23 @@ def test_without_replace_an_existing_load_is_refused(pg_dsn: str) -> None:
     with psycopg.connect(pg_dsn) as conn:
         load_sample(conn, environments=("TEST",))
         before = content_hash(conn, ["TEST"])
-        with pytest.raises(UserFacingError, match="replace"):
-            load_sample(conn, environments=("TEST",), replace=False)
+        with pytest.raises(UserFacingError, match=r"already holds [0-9,]+ 'TEST' rows.*--replace"):
+            load_sample(conn, environments=("TEST",))
+        conn.rollback()
         assert content_hash(conn, ["TEST"]) == before
+
+
+def test_the_legacy_noise_rows_of_somebody_else_are_not_replaced_by_default(pg_dsn: str) -> None:
+    """A 'dev' row with the key of a sample noise row is somebody's: the load refuses."""
+    noise = next(e for e in generate_entries(include_legacy_noise=True) if e.environment == "dev")
+    with psycopg.connect(pg_dsn) as conn:
+        ensure_table(conn)
+        write_entries(conn, [noise])
+        conn.commit()
+        with pytest.raises(UserFacingError, match="1 'dev' rows"):
+            load_sample(conn)
+        conn.rollback()
+        assert counts(conn) == Counter({("dev", noise.type): 1})
 
 
 def test_write_entries_round_trips_awkward_text(pg_dsn: str) -> None:

@@ -46,6 +46,7 @@ from psycopg import sql
 from validation.connection import PROJECT_ROOT, connect, describe
 from validation.dbt import dbt_environment
 from validation.errors import UserFacingError
+from validation.ownership import drop_owned_database, recreate_owned_database
 from validation.timings import percentile
 
 DEFAULT_SCALES: tuple[int, ...] = (1, 10, 100)
@@ -523,11 +524,10 @@ def _runs_line(step: Mapping[str, Any]) -> str:
 
 
 def _recreate_database(settings: Mapping[str, str], database: str) -> None:
-    name = sql.Identifier(database)
+    """A fresh benchmark database; one of the same name that the harness did not create is
+    somebody's, and is never dropped (validation/ownership.py)."""
     try:
-        with connect(settings, autocommit=True) as conn:
-            conn.execute(sql.SQL("drop database if exists {} with (force)").format(name))
-            conn.execute(sql.SQL("create database {}").format(name))
+        recreate_owned_database(settings, database, "benchmark")
     except psycopg.Error as exc:
         raise UserFacingError(
             f"Cannot create the benchmark database {database} on {describe(settings)} "
@@ -536,10 +536,7 @@ def _recreate_database(settings: Mapping[str, str], database: str) -> None:
 
 
 def _drop_database(settings: Mapping[str, str], database: str) -> None:
-    with connect(settings, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(database))
-        )
+    drop_owned_database(settings, database)
 
 
 def _first_line(exc: BaseException) -> str:

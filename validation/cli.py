@@ -91,7 +91,20 @@ def cmd_load_sample(args: argparse.Namespace) -> int:
     from validation import sample
 
     environments = ENVIRONMENTS if args.all_environments else tuple(args.environment or ["DEFAULT"])
+    environments = tuple(dict.fromkeys(environments))
     settings = resolve_settings(start_embedded=True)
+    if args.yes and not args.replace:
+        raise UserFacingError("--yes only confirms --replace; add --replace, or drop --yes.")
+    with connect(settings) as conn:
+        noise = sample.noise_entries(args.scale, args.seed) if "DEFAULT" in environments else []
+        present = sample.existing_rows(conn, args.schema, environments, noise)
+    if args.replace and any(present.values()):
+        _say(f"{args.schema}.cache_entries on {describe(settings)} holds rows the load replaces:")
+        for environment, count in present.items():
+            if count:
+                _say(f"  {environment!r:<12} {count:>10,} rows would be deleted")
+        if not args.yes:
+            _confirm("", "replace")
     with (
         _step(
             f"loading the sample cache_entries (scale {args.scale}, seed {args.seed}) into "
@@ -105,6 +118,7 @@ def cmd_load_sample(args: argparse.Namespace) -> int:
             environments=environments,
             scale=args.scale,
             seed=args.seed,
+            replace=args.replace,
             progress=lambda message: _say(f"  {message}"),
         )
     _say(f"  {summary}")
@@ -159,10 +173,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
         docs_dir=REPORTS_DIR / "data_docs" / args.target,
         expectations_path=Path(args.expectations) if args.expectations else None,
         progress=lambda message: _say(f"  {message}"),
+        timings_mode=args.timings,
     )
     _say(format_report(report))
     _say(f"validation took {time.perf_counter() - started:.1f} s in all")
-    return 0 if report.success else 1
+    return report.exit_code
 
 
 def migration_summary(settings: dict[str, str], environment: str, schema: str) -> list[str]:
@@ -208,19 +223,66 @@ def migration_summary(settings: dict[str, str], environment: str, schema: str) -
     return lines
 
 
+DEMO_DATABASE = "sprint59_demo"
+
+
+def demo_database(args: argparse.Namespace) -> tuple[dict[str, str], bool]:
+    """Where the demo works, and whether it may replace the sample rows there.
+
+    On the embedded server (the project's own) it uses that server's database.  On a server the
+    PG* variables point at, it works in a database of its own (``--database``, default
+    sprint59_demo), created and marked by the harness; in a database it did not create it only
+    loads into an empty cache_entries, so nobody's rows are ever replaced."""
+    from validation import ownership
+
+    if not external_server_configured():
+        settings = resolve_settings(start_embedded=True)
+        _ensure_demo_role(settings)
+        return settings, True
+    settings = resolve_settings(start_embedded=False)
+    name = args.database or DEMO_DATABASE
+    state = ownership.database_state(settings, name)
+    where = describe(settings)
+    if state == "missing":
+        ownership.create_owned_database(settings, name, "demo")
+        _say(f"→ the demo works in a database of its own: created {name} on {where}")
+    elif state == "owned":
+        _say(f"→ the demo works in its own database {name} on {where} (made by an earlier demo)")
+    else:
+        _say(
+            f"→ the demo works in the existing database {name} on {where}; it was not created "
+            "by the demo, so the sample is loaded only if its cache_entries has no DEFAULT rows"
+        )
+    return {**settings, "PGDATABASE": name}, state != "foreign"
+
+
+def _ensure_demo_role(settings: dict[str, str]) -> None:
+    """The demo's embedded server gets the analyst role the marts grant to (roles are
+    server-wide: the build itself never creates one)."""
+    from psycopg import sql
+
+    with connect(settings, autocommit=True) as conn:
+        if conn.execute("select 1 from pg_roles where rolname = 'analyst'").fetchone() is None:
+            conn.execute(sql.SQL("create role {} nologin").format(sql.Identifier("analyst")))
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from validation import sample
     from validation.dbt import environment_run_lock, run_dbt
 
     embedded = not external_server_configured()
-    settings = resolve_settings(start_embedded=True)
+    settings, owned = demo_database(args)
     schema = os.environ.get("DBT_SCHEMA", "public")
     with (
         _step(f"loading the sample cache_entries into {describe(settings)}"),
         connect(settings) as conn,
     ):
         sample.load_sample(
-            conn, schema="public", environments=("DEFAULT",), progress=lambda m: _say(f"  {m}")
+            conn,
+            schema="public",
+            environments=("DEFAULT",),
+            replace=owned,
+            progress=lambda m: _say(f"  {m}"),
         )
     with (
         _step("dbt build --target default (seed, models, tests, unit tests)"),
@@ -250,8 +312,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
         _say(f"  connect:     psql '{info.url()}'")
         _say("  stop server: python -m validation db stop")
     else:
-        _say(f"  connect:     psql (your PG* settings: {describe(settings)})")
-    return 0 if report.success else 1
+        _say(f"  connect:     psql (your PG* settings, with PGDATABASE={settings['PGDATABASE']})")
+        _say(
+            f"  the harness's commands read that database too: export "
+            f"PGDATABASE={settings['PGDATABASE']}"
+        )
+    return report.exit_code
 
 
 def cmd_query(args: argparse.Namespace) -> int:
@@ -269,7 +335,8 @@ def cmd_query(args: argparse.Namespace) -> int:
         args.question,
         args.names,
         environment=args.target.upper(),
-        schema=args.schema or os.environ.get("DBT_SCHEMA", "public"),
+        schema=_schema(args),
+        looked_in=_looked_in(args, settings),
     )
     _say(render(answer, args.format))
     return 0
@@ -280,6 +347,17 @@ def cmd_query(args: argparse.Namespace) -> int:
 
 def _schema(args: argparse.Namespace) -> str:
     return getattr(args, "schema", None) or os.environ.get("DBT_SCHEMA", "public")
+
+
+def _looked_in(args: argparse.Namespace, settings: dict[str, str]) -> str:
+    """Where a command looked for the tables, and why there (for its error messages)."""
+    if getattr(args, "schema", None):
+        why = "--schema"
+    elif os.environ.get("DBT_SCHEMA"):
+        why = "DBT_SCHEMA"
+    else:
+        why = "the default: neither --schema nor DBT_SCHEMA is set"
+    return f" (looked in schema {_schema(args)} of {describe(settings)}; schema from {why})"
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
@@ -294,6 +372,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
             schema=_schema(args),
             source_schema=args.source_schema,
             say=lambda m: _say(f"  {m}"),
+            looked_in=_looked_in(args, settings),
         )
     _say(f"backup:   {made.path}")
     _say(f"checksum: {made.checksum_path}")
@@ -307,14 +386,20 @@ def cmd_restore(args: argparse.Namespace) -> int:
     settings = resolve_settings(start_embedded=False)
     path = Path(args.file)
     meta = operations.verify(path)
-    _say(f"{path.name}: environment {meta['environment']}, checksum OK, rows {meta['rows']}")
-    if not args.yes:
-        _confirm(
-            f"This replaces every {meta['environment']} row of definition_groups and "
-            f"group_memberships{' and cache_entries' if args.with_cache_entries else ''} "
-            "with the backup's.",
-            str(meta["environment"]),
+    environment = str(meta["environment"])
+    _say(f"{path.name}: environment {environment}, checksum OK")
+    plan = operations.restore_plan(settings, meta, with_cache_entries=args.with_cache_entries)
+    restored_rows = meta["rows"] if isinstance(meta["rows"], dict) else {}
+    _say(f"restore of {environment} on {describe(settings)} would replace:")
+    for table, rows in plan.items():
+        _say(
+            f"  {table:<20} delete {rows:>10,} {environment} rows, "
+            f"insert {int(restored_rows.get(table, 0)):>10,} from the backup"
         )
+    if not args.with_cache_entries:
+        _say("  cache_entries is not touched (--with-cache-entries restores its rows too).")
+    if not args.yes:
+        _confirm("", environment)
     with _step("restoring"):
         restored = operations.restore(
             settings, path, with_cache_entries=args.with_cache_entries, say=lambda m: _say(f"  {m}")
@@ -333,7 +418,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     settings = resolve_settings(start_embedded=False)
     environment = args.target.upper()
     schema = _schema(args)
-    plan = operations.rollback_plan(settings, environment, schema)
+    plan = operations.rollback_plan(settings, environment, schema, _looked_in(args, settings))
     _say(f"rollback of {environment} in schema {schema} would delete:")
     for table, rows in plan.items():
         _say(f"  {table:<20} {rows:>10,} rows")
@@ -366,7 +451,9 @@ def cmd_retirement(args: argparse.Namespace) -> int:
 
     settings = resolve_settings(start_embedded=False)
     environment = args.target.upper()
-    readiness, unexplained = operations.retirement_report(settings, environment, _schema(args))
+    readiness, unexplained = operations.retirement_report(
+        settings, environment, _schema(args), _looked_in(args, settings)
+    )
     _say(f"Readiness to archive cache_entries of {environment}, per cache type:")
     header = ("cache_type", "entries", "represented", "explained", "unexplained", "ready")
     rows = [(r[0], f"{r[1]:,}", f"{r[2]:,}", f"{r[3]:,}", f"{r[4]:,}", "yes" if r[6] else "no")
@@ -436,12 +523,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--scale", type=_positive_int, default=1, help="multiply ETFs, themes, symbols"
     )
     load.add_argument("--seed", type=int, default=59, help="random seed (default 59)")
+    load.add_argument(
+        "--replace",
+        action="store_true",
+        help="delete the environments' existing rows first (refused without it); asks, or --yes",
+    )
+    load.add_argument("--yes", action="store_true", help="confirm --replace without asking")
     load.set_defaults(handler=cmd_load_sample)
 
     build = commands.add_parser("build", help="run dbt build for one environment")
     build.add_argument("--target", choices=["default", "test", "uat", "prod"], default="default")
-    build.add_argument("dbt_args", nargs=argparse.REMAINDER, help="extra dbt arguments")
-    build.set_defaults(handler=cmd_build)
+    build.set_defaults(handler=cmd_build, passes_dbt_options=True)
+    build.epilog = (
+        "Any other option goes to dbt build as it is: --vars '{...}', --full-refresh, "
+        "--select/-s, --exclude, --threads, ..."
+    )
 
     validate = commands.add_parser(
         "validate", help="run the Great Expectations suite for one environment"
@@ -450,6 +546,13 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--manifest", help="dbt manifest.json (default: the target's last build)")
     validate.add_argument(
         "--expectations", help="expectations file (default validation/expectations/<target>.yml)"
+    )
+    validate.add_argument(
+        "--timings",
+        choices=["gate", "report", "off"],
+        default="gate",
+        help="query timing budgets: gate (default; a miss alone exits 3), report (shown, never "
+        "failing) or off (not measured). A data failure exits 1.",
     )
     validate.set_defaults(handler=cmd_validate)
 
@@ -512,6 +615,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo", help="start the server, load the sample, build, validate and summarise"
     )
+    demo.add_argument(
+        "--database",
+        help=f"on a server named by PG* variables: the database to work in (default "
+        f"{DEMO_DATABASE}, created by the demo)",
+    )
     demo.set_defaults(handler=cmd_demo)
     return parser
 
@@ -526,7 +634,10 @@ def _positive_int(text: str) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     warnings.filterwarnings("ignore", module="platformdirs")
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "passes_dbt_options", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.dbt_args = extra[1:] if extra[:1] == ["--"] else extra
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
@@ -536,6 +647,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader went away (`query … | head`): stop quietly, as other command-line tools do
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except Exception as exc:  # a last resort: one sentence, with where to look
         import psycopg
 

@@ -22,6 +22,7 @@ from validation.errors import UserFacingError
 BACKUP_DIR = PROJECT_ROOT / "backups"
 MARTS_LOCK = "sprint59_migration.marts"
 ANALYST_TABLES = ("symbol_memberships", "group_summary", "etf_overlap")
+SNAPSHOT_SCHEMA = re.compile(r"sprint59_backup_(default|test|uat|prod)_[0-9]{8}t[0-9]{12}z")
 Say = Callable[[str], None]
 
 
@@ -110,6 +111,7 @@ def backup(
     source_schema: str = "public",
     directory: Path = BACKUP_DIR,
     say: Say = _quiet,
+    looked_in: str = "",
 ) -> Backup:
     """pg_dump (custom format) of one environment's rows of the two tables and of its
     cache_entries, via a consistent snapshot copied into a scratch schema."""
@@ -120,7 +122,7 @@ def backup(
     with connect(settings) as conn:
         major = _server_major(conn)
         pg_dump = client_program("pg_dump", major)
-        rows = _copy_slice_to(conn, snapshot, environment, schema, source_schema)
+        rows = _copy_slice_to(conn, snapshot, environment, schema, source_schema, looked_in)
     say(
         f"snapshot of {environment}: {rows['definition_groups']:,} groups, "
         f"{rows['group_memberships']:,} memberships, {rows['cache_entries']:,} cache entries"
@@ -158,7 +160,12 @@ def backup(
 
 
 def _copy_slice_to(
-    conn: psycopg.Connection, snapshot: str, environment: str, schema: str, source_schema: str
+    conn: psycopg.Connection,
+    snapshot: str,
+    environment: str,
+    schema: str,
+    source_schema: str,
+    looked_in: str = "",
 ) -> dict[str, int]:
     target = sql.Identifier(snapshot)
     groups = sql.Identifier(schema, "definition_groups")
@@ -186,8 +193,9 @@ def _copy_slice_to(
     except psycopg.errors.UndefinedTable as exc:
         conn.rollback()
         raise UserFacingError(
-            f"{exc.diag.message_primary}; build the environment first "
-            f"('python -m validation build --target {environment.lower()}')."
+            f"{exc.diag.message_primary}{looked_in}; build the environment first "
+            f"('python -m validation build --target {environment.lower()}'), or name the "
+            "schemas it was built in (--schema, --source-schema)."
         ) from exc
     conn.commit()
     return rows
@@ -211,7 +219,46 @@ def verify(path: Path) -> dict[str, object]:
             "restore it — use another backup."
         )
     meta: dict[str, object] = json.loads(meta_path.read_text())
+    # restore drops and recreates this schema: it must be one that backup() named
+    if not SNAPSHOT_SCHEMA.fullmatch(str(meta.get("snapshot_schema", ""))):
+        raise UserFacingError(
+            f"{meta_path.name} names the scratch schema {meta.get('snapshot_schema')!r}, which "
+            "is not one a backup makes (sprint59_backup_<env>_<stamp>); refusing to restore it."
+        )
     return meta
+
+
+def restore_plan(
+    settings: Mapping[str, str], meta: Mapping[str, object], *, with_cache_entries: bool
+) -> dict[str, int]:
+    """The rows a restore of this backup would delete now, table by table (0 where the table
+    does not exist yet)."""
+    environment = str(meta["environment"])
+    schema, source_schema = str(meta["schema"]), str(meta["source_schema"])
+    counts: dict[str, int] = {}
+    statements = {
+        "definition_groups": sql.SQL("select count(*) from {} where environment = %s").format(
+            sql.Identifier(schema, "definition_groups")
+        ),
+        "group_memberships": sql.SQL(
+            "select count(*) from {} m join {} g on g.id = m.group_id where g.environment = %s"
+        ).format(
+            sql.Identifier(schema, "group_memberships"),
+            sql.Identifier(schema, "definition_groups"),
+        ),
+    }
+    if with_cache_entries:
+        statements["cache_entries"] = sql.SQL(
+            "select count(*) from {} where upper(btrim(environment)) = %s"
+        ).format(sql.Identifier(source_schema, "cache_entries"))
+    with connect(settings, autocommit=True) as conn:
+        for table, statement in statements.items():
+            try:
+                row = conn.execute(statement, (environment,)).fetchone()
+            except psycopg.errors.UndefinedTable:
+                row = (0,)
+            counts[table] = int(row[0]) if row else 0
+    return counts
 
 
 def restore(
@@ -300,7 +347,9 @@ def _advance_sequence(conn: psycopg.Connection, schema: str, table: str) -> None
 # --- rollback --------------------------------------------------------------------------------
 
 
-def rollback_plan(settings: Mapping[str, str], environment: str, schema: str) -> dict[str, int]:
+def rollback_plan(
+    settings: Mapping[str, str], environment: str, schema: str, looked_in: str = ""
+) -> dict[str, int]:
     """What a rollback of ``environment`` would delete, table by table."""
     counts: dict[str, int] = {}
     with connect(settings) as conn:
@@ -317,7 +366,8 @@ def rollback_plan(settings: Mapping[str, str], environment: str, schema: str) ->
             ).fetchone()
         except psycopg.errors.UndefinedTable as exc:
             raise UserFacingError(
-                f"{exc.diag.message_primary}: there is nothing to roll back in {schema}."
+                f"{exc.diag.message_primary}{looked_in}: there is nothing to roll back there; "
+                "if the tables are elsewhere, name their schema with --schema."
             ) from exc
         assert row is not None
         counts["definition_groups"], counts["group_memberships"] = int(row[0]), int(row[1])
@@ -380,7 +430,7 @@ def rollback(settings: Mapping[str, str], environment: str, schema: str) -> dict
 
 
 def retirement_report(
-    settings: Mapping[str, str], environment: str, schema: str
+    settings: Mapping[str, str], environment: str, schema: str, looked_in: str = ""
 ) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
     """Per cache type: ready to archive?  And the entries whose difference is unexplained."""
     ops = f"{schema}_ops_{environment.lower()}"
@@ -401,7 +451,8 @@ def retirement_report(
             ).fetchall()
         except psycopg.errors.UndefinedTable as exc:
             raise UserFacingError(
-                f"{exc.diag.message_primary}; build the environment first "
-                f"('python -m validation build --target {environment.lower()}')."
+                f"{exc.diag.message_primary}{looked_in}; build the environment first "
+                f"('python -m validation build --target {environment.lower()}'), or name the "
+                "schema it was built in with --schema."
             ) from exc
     return readiness, unexplained

@@ -42,7 +42,9 @@ def _fetch(
     return columns, cur.fetchall()
 
 
-def _require_environment(conn: psycopg.Connection, schema: str, environment: str) -> None:
+def _require_environment(
+    conn: psycopg.Connection, schema: str, environment: str, looked_in: str
+) -> None:
     try:
         row = conn.execute(
             sql.SQL("select count(*) from {} where environment = %s").format(
@@ -52,8 +54,9 @@ def _require_environment(conn: psycopg.Connection, schema: str, environment: str
         ).fetchone()
     except psycopg.errors.UndefinedTable as exc:
         raise UserFacingError(
-            f"There is no {schema}.definition_groups table; build it first with "
-            f"'python -m validation build --target {environment.lower()}'."
+            f"There is no {schema}.definition_groups table{looked_in}; build it first with "
+            f"'python -m validation build --target {environment.lower()}', or name the schema "
+            "it was built in with --schema (or DBT_SCHEMA)."
         ) from exc
     if not row or row[0] == 0:
         raise UserFacingError(
@@ -72,9 +75,41 @@ def _unknown(conn: psycopg.Connection, schema: str, environment: str, kind: str,
             (environment, kind),
         ).fetchall()
     ]
-    close = difflib.get_close_matches(name, names, n=3)
+    close = close_names(name, names)
     hint = f"; did you mean {', '.join(close)}?" if close else f" ({len(names)} {kind}s exist)."
     return f"No {kind} named {name!r} in {environment}{hint}"
+
+
+SIMILAR_ENOUGH = 0.75  # SequenceMatcher ratio for longer names: NOSUCH → SCHG is only 0.6
+
+
+def _edits(a: str, b: str) -> int:
+    """Levenshtein distance (insertions, deletions, substitutions)."""
+    previous = list(range(len(b) + 1))
+    for i, char_a in enumerate(a, 1):
+        current = [i]
+        for j, char_b in enumerate(b, 1):
+            current.append(
+                min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (char_a != char_b))
+            )
+        previous = current
+    return previous[-1]
+
+
+def close_names(typed: str, names: Sequence[str], limit: int = 3) -> list[str]:
+    """Names a person plausibly meant: a typo away (SPX → SPY: one edit per four characters),
+    alike on the whole (longer names), or the start of the name (crypto → crypto_miners);
+    compared without regard to case.  Nothing rather than noise."""
+    wanted = typed.strip().casefold()
+    scored = []
+    for name in names:
+        candidate = name.casefold()
+        ratio = difflib.SequenceMatcher(None, wanted, candidate).ratio()
+        typo = _edits(wanted, candidate) <= max(1, len(wanted) // 4)
+        prefix = len(wanted) >= 2 and (candidate.startswith(wanted) or wanted.startswith(candidate))
+        if typo or ratio >= SIMILAR_ENOUGH or prefix:
+            scored.append((-ratio, name))
+    return [name for _, name in sorted(scored)[:limit]]
 
 
 def _group_members(
@@ -118,14 +153,20 @@ def ask(
     *,
     environment: str,
     schema: str = "public",
+    looked_in: str = "",
 ) -> Answer:
-    """Answer one of: etf NAME, theme KEY, sector [KEY], symbol SYMBOL, overlap ETF OTHER."""
+    """Answer one of: etf NAME, theme KEY, sector [KEY], symbol SYMBOL, overlap ETF OTHER.
+
+    ``looked_in`` says where the tables were looked for, and why there, in error messages."""
     try:
-        return _ask(settings, question, arguments, environment=environment, schema=schema)
+        return _ask(
+            settings, question, arguments, environment=environment, schema=schema,
+            looked_in=looked_in,
+        )  # fmt: skip
     except psycopg.errors.UndefinedTable as exc:
         raise UserFacingError(
-            f"A table this question needs is missing ({exc.diag.message_primary}); build the "
-            f"models with 'python -m validation build --target {environment.lower()}'."
+            f"A table this question needs is missing ({exc.diag.message_primary}){looked_in}; "
+            f"build the models with 'python -m validation build --target {environment.lower()}'."
         ) from exc
 
 
@@ -136,9 +177,10 @@ def _ask(
     *,
     environment: str,
     schema: str,
+    looked_in: str,
 ) -> Answer:
     with connect(settings) as conn:
-        _require_environment(conn, schema, environment)
+        _require_environment(conn, schema, environment, looked_in)
         if question == "etf":
             return _group_members(conn, schema, environment, "ETF", arguments[0].upper())
         if question == "theme":

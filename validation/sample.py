@@ -24,7 +24,7 @@ import math
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -1800,6 +1800,15 @@ def generate_entries(
         ]
 
 
+def noise_entries(scale: int = 1, seed: int = 59) -> list[CacheEntry]:
+    """The legacy noise rows ('dev', 'staging') a DEFAULT load inserts beside the sample."""
+    return [
+        e
+        for e in generate_entries("DEFAULT", scale, seed, include_legacy_noise=True)
+        if e.environment not in VALID_ENVIRONMENTS
+    ]
+
+
 # --- COPY -----------------------------------------------------------------------------------
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -1888,6 +1897,45 @@ def write_entries(
         return cursor.rowcount
 
 
+def existing_rows(
+    conn: psycopg.Connection[Any],
+    schema: str,
+    environments: Sequence[str],
+    noise: Sequence[CacheEntry] = (),
+) -> dict[str, int]:
+    """Rows a load of ``environments`` would collide with, per environment (0 when the table
+    does not exist): that environment's rows, and rows with the key of a noise row."""
+    _check_schema(schema)
+    table = _table(schema)
+    found = conn.execute("select to_regclass(%s)", (table.as_string(conn),)).fetchone()
+    counts = dict.fromkeys(environments, 0)
+    if found is None or found[0] is None:
+        return counts
+    for environment, count in conn.execute(
+        sql.SQL(
+            "select environment, count(*) from {} where environment = any(%s) group by 1"
+        ).format(table),
+        (list(environments),),
+    ).fetchall():
+        counts[environment] = int(count)
+    for e in noise:
+        row = conn.execute(
+            sql.SQL(
+                "select count(*) from {} where type = %s and name = %s and key = %s"
+                " and environment = %s"
+            ).format(table),
+            (e.type, e.name, e.key, e.environment),
+        ).fetchone()
+        if row and row[0]:
+            counts[e.environment] = counts.get(e.environment, 0) + int(row[0])
+    return counts
+
+
+def _describe_rows(counts: Mapping[str, int]) -> str:
+    shown = [f"{count:,} {environment!r}" for environment, count in counts.items() if count]
+    return ", ".join(shown) + " rows"
+
+
 def load_sample(
     conn: psycopg.Connection[Any],
     *,
@@ -1895,15 +1943,17 @@ def load_sample(
     environments: Sequence[str] = ("DEFAULT",),
     scale: int = 1,
     seed: int = 59,
-    replace: bool = True,
+    replace: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> LoadSummary:
     """Load the sample into schema.cache_entries for the given environments, in one transaction.
 
-    With ``replace`` it first deletes those environments' rows and the exact rows of the legacy
-    noise it is about to insert ('dev' / 'staging', DEFAULT only), nothing else. Loading twice
-    gives the same content. On an idle connection the transaction is committed; inside a
-    transaction the caller's commit decides."""
+    A cache_entries table may hold somebody's real data, so by default the load refuses (and
+    changes nothing) when the table already holds rows of those environments, or rows equal to
+    the legacy noise it would insert ('dev' / 'staging', DEFAULT only); the error names the
+    counts.  Only with ``replace`` does it first delete exactly those rows, nothing else;
+    loading twice with ``replace`` gives the same content.  On an idle connection the
+    transaction is committed; inside a transaction the caller's commit decides."""
     started = time.perf_counter()
     say = progress or (lambda _message: None)
     _check_schema(schema)
@@ -1936,10 +1986,15 @@ def load_sample(
             )
             ensure_table(conn, schema)
             own_noise = noise if "DEFAULT" in targets else []
-            if replace:
-                say(
-                    f"deleting the existing {', '.join(targets)} rows from {schema}.{TABLE_NAME}..."
+            present = existing_rows(conn, schema, targets, own_noise)
+            if any(present.values()) and not replace:
+                raise UserFacingError(
+                    f"{schema}.{TABLE_NAME} already holds {_describe_rows(present)}; nothing was "
+                    "loaded or changed. Load the sample into a database of its own, or replace "
+                    "those rows explicitly with 'load-sample --replace --yes'."
                 )
+            if replace and any(present.values()):
+                say(f"deleting {_describe_rows(present)} from {schema}.{TABLE_NAME}...")
                 deleted += conn.execute(
                     sql.SQL("delete from {} where environment = any(%s)").format(table),
                     (list(targets),),
@@ -1966,8 +2021,9 @@ def load_sample(
             conn.execute(sql.SQL("analyze {}").format(table))
     except psycopg.errors.UniqueViolation as exc:
         raise UserFacingError(
-            f"{schema}.{TABLE_NAME} already holds sample rows for {', '.join(targets)}; "
-            "load with replace=True to overwrite them."
+            f"{schema}.{TABLE_NAME} already holds a row with the key of a sample row "
+            f"({exc.diag.message_detail or exc.diag.message_primary}); nothing was loaded. Load "
+            "the sample into a database of its own."
         ) from exc
     finished = time.perf_counter()
     summary = LoadSummary(

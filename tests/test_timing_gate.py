@@ -1,0 +1,184 @@
+"""The timing gate separates the data from the machine: correct data passes while other
+processes load every core, and a real regression (the indexes behind the analyst queries gone,
+at a size where a scan costs more than the budget) fails in every window, on an idle machine
+as on a busy one.  The spec's budgets are the gate; only the run counts are made smaller here."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+import yaml
+from conftest import BuiltSample, PgServer
+from psycopg import sql
+
+from validation import cli
+from validation.validate import EXPECTATIONS_DIR, ValidationReport, format_report, run_validation
+
+SPIN = "while True: pass"
+
+
+@pytest.fixture
+def two_cpu_bound_neighbours() -> Iterator[None]:
+    """Two processes that each keep a core busy for as long as the test runs."""
+    hogs = [subprocess.Popen([sys.executable, "-c", SPIN]) for _ in range(2)]
+    try:
+        yield
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+
+
+def _manifest_for(built: BuiltSample, database: str, tmp_path: Path) -> Path:
+    """The sample build's manifest, for a copy of its database under another name."""
+    manifest = built.project.work_dir / "target-default" / "manifest.json"
+    original = built.settings["PGDATABASE"]
+    if database == original:
+        return manifest
+    copied = tmp_path / "manifest.json"
+    text = manifest.read_text(encoding="utf-8")
+    copied.write_text(
+        text.replace(f'"database": "{original}"', f'"database": "{database}"'), encoding="utf-8"
+    )
+    return copied
+
+
+def _validate(built: BuiltSample, settings: dict[str, str], tmp_path: Path, **kwargs: object):
+    return run_validation(
+        settings,
+        "default",
+        manifest_path=_manifest_for(built, settings["PGDATABASE"], tmp_path),
+        docs_dir=tmp_path / "docs",
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def test_correct_data_passes_while_two_cpu_bound_processes_run_beside_it(
+    built_sample: BuiltSample, two_cpu_bound_neighbours: None, tmp_path: Path
+) -> None:
+    report = _validate(built_sample, dict(built_sample.settings), tmp_path)
+
+    text = format_report(report)
+    assert report.success, text
+    assert report.exit_code == 0
+    assert report.load_average is not None and "machine load average" in text
+
+
+@pytest.fixture
+def sample_without_its_indexes(
+    pg_server: PgServer, built_sample: BuiltSample
+) -> Iterator[dict[str, str]]:
+    """A copy of the built sample whose group_memberships has lost every index but its primary
+    key (the unique constraint included), with 320,000 memberships of another environment
+    beside DEFAULT's, so each analyst query scans far more rows than 5 ms allow."""
+    name = f"t_slow_{uuid.uuid4().hex[:10]}"
+    pg_server.clone_database(built_sample.settings["PGDATABASE"], name)
+    settings = pg_server.database_settings(name)
+    with pg_server.connect(name, autocommit=True) as conn:
+        conn.execute("alter table public.group_memberships drop constraint unique_membership")
+        for (index,) in conn.execute(
+            "select indexname from pg_indexes where schemaname = 'public'"
+            " and tablename = 'group_memberships' and indexname <> 'group_memberships_pkey'"
+        ).fetchall():
+            conn.execute(sql.SQL("drop index public.{}").format(sql.Identifier(index)))
+        conn.execute(
+            "insert into public.definition_groups (name, type, environment)"
+            " select 'filler_' || g, 'ETF', 'PROD' from generate_series(1, 320) g"
+        )
+        conn.execute(
+            "insert into public.group_memberships (group_id, symbol)"
+            " select g.id, 'F' || s from public.definition_groups g"
+            " cross join generate_series(1, 1000) s where g.name like 'filler\\_%'"
+        )
+        conn.execute("vacuum analyze public.group_memberships")
+    try:
+        yield settings
+    finally:
+        pg_server.drop_database(name)
+
+
+def _fewer_runs(tmp_path: Path) -> Path:
+    """default.yml with fewer timed runs per window; the budgets stay the spec's."""
+    spec = yaml.safe_load((EXPECTATIONS_DIR / "default.yml").read_text(encoding="utf-8"))
+    spec["timings"]["analyst"] = {"warmup": 2, "runs": 20, "windows": 3}
+    path = tmp_path / "fewer_runs.yml"
+    path.write_text(yaml.safe_dump(spec), encoding="utf-8")
+    return path
+
+
+def _timing_row(report: ValidationReport, query: str) -> dict[str, object]:
+    rows = report.timings[report.timings["query"] == query].to_dict("records")
+    assert len(rows) == 1
+    return rows[0]
+
+
+def test_lost_indexes_at_scale_fail_the_gate_in_every_window_and_exit_3(
+    built_sample: BuiltSample,
+    sample_without_its_indexes: dict[str, str],
+    two_cpu_bound_neighbours: None,
+    tmp_path: Path,
+) -> None:
+    report = _validate(
+        built_sample, sample_without_its_indexes, tmp_path, expectations_path=_fewer_runs(tmp_path)
+    )
+
+    text = format_report(report)
+    assert {c.check for c in report.timing_failures} >= {"p95_etf_holdings", "p95_symbol_etfs"}
+    assert report.data_success and not report.data_failures, text
+    assert not report.success and report.exit_code == 3
+    assert "FAIL (timings only: every data expectation was met)" in text
+    for query in ("etf_holdings", "symbol_etfs"):
+        row = _timing_row(report, query)
+        assert row["windows"] == 3, "a missed budget is measured again before it fails"
+        assert float(row["p95_ms"]) > 5  # type: ignore[arg-type]
+
+
+def test_timings_report_or_off_never_fail_a_run_whose_data_is_right(
+    built_sample: BuiltSample,
+    sample_without_its_indexes: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for name, value in sample_without_its_indexes.items():
+        monkeypatch.setenv(name, value)
+    manifest = _manifest_for(built_sample, sample_without_its_indexes["PGDATABASE"], tmp_path)
+    common = ["validate", "--target", "default", "--manifest", str(manifest)]
+    common += ["--expectations", str(_fewer_runs(tmp_path))]
+    monkeypatch.setattr(cli, "REPORTS_DIR", tmp_path / "reports")
+
+    assert cli.main([*common, "--timings", "report"]) == 0
+    reported = capsys.readouterr().out
+    assert "budgets are reported only" in reported
+    assert "timing budgets missed, reported only" in reported
+
+    assert cli.main([*common, "--timings", "off"]) == 0
+    off = capsys.readouterr().out
+    assert "Query timings: not measured (--timings off)." in off
+    assert "Result: PASS (15 of 15 expectations met)" in off
+
+    assert cli.main([*common]) == 3  # the default: the spec's budgets gate
+
+
+def test_a_data_failure_exits_1_even_when_the_timings_are_missed(
+    built_sample: BuiltSample, sample_without_its_indexes: dict[str, str], tmp_path: Path
+) -> None:
+    with psycopg.connect(**_libpq(sample_without_its_indexes), autocommit=True) as conn:
+        conn.execute("delete from public.definition_groups where name = 'SPY' and type = 'ETF'")
+
+    report = _validate(
+        built_sample, sample_without_its_indexes, tmp_path, expectations_path=_fewer_runs(tmp_path)
+    )
+
+    assert report.data_failures and report.exit_code == 1
+
+
+def _libpq(settings: dict[str, str]) -> dict[str, str]:
+    keys = {"PGHOST": "host", "PGPORT": "port", "PGUSER": "user", "PGDATABASE": "dbname"}
+    return {keys[k]: v for k, v in settings.items() if k in keys}
