@@ -50,9 +50,11 @@ test-embedded: setup
 test-service: setup
 	$(BIN)/pytest --pg service -m db
 
-## bench: build cost and query latency at scales 1, 10, 100 (about 12 minutes); writes docs/
+## bench: build cost and query latency at scales 1, 10, 100 (about 12 minutes), then four
+## environments in one call against four calls (about 3 minutes); writes docs/
 bench: setup
 	$(BIN)/python -m validation bench
+	$(BIN)/python -m validation bench-environments
 
 ## docs: generate the dbt docs (models, columns, lineage) and serve them on http://localhost:8080
 docs: setup

@@ -219,8 +219,8 @@ def test_query_without_tables_says_to_build(
     assert "build it first with 'python -m validation build --target default'" in err
     # where it looked, and why there
     database = fresh_database["PGDATABASE"]
-    assert f"looked in schema public of {fresh_database['PGHOST']}" in err and database in err
-    assert "schema from the default: neither --schema nor DBT_SCHEMA is set" in err
+    assert f"looked in {fresh_database['PGHOST']}:" in err and database in err
+    assert "schema public; no manifest of this build and no DBT_SCHEMA: the default" in err
 
 
 @pytest.mark.parametrize(

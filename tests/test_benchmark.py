@@ -127,3 +127,42 @@ def test_a_repeated_incremental_run_reports_its_median_run_with_every_run_beside
     assert median["wall_seconds"] == 7.0
     assert median["node_seconds"] == {"core": 2.0}  # the layers of that same run
     assert median["runs_wall_seconds"] == [9.0, 6.0, 7.0]  # in the order they ran
+
+
+def test_a_database_of_a_benchmark_name_that_the_harness_did_not_create_is_never_dropped(
+    pg_server: PgServer, fresh_database: dict[str, str]
+) -> None:
+    """bench recreates its bench_s<N> databases: on a user's server a database of that name
+    may be theirs.  Only one the harness created (its COMMENT says so) is dropped."""
+    from validation import ownership
+
+    users = fresh_database["PGDATABASE"]  # created by the test, as a user would: no mark
+    with pytest.raises(UserFacingError, match="was not created by this harness"):
+        ownership.recreate_owned_database(fresh_database, users, "benchmark")
+    ownership.drop_owned_database(fresh_database, users)
+    assert ownership.database_state(fresh_database, users) == "foreign"
+
+    ours = f"{users}_ours"
+    ownership.recreate_owned_database(fresh_database, ours, "benchmark")
+    assert ownership.database_state(fresh_database, ours) == "owned"
+    ownership.recreate_owned_database(fresh_database, ours, "benchmark")  # replaced: fine
+    ownership.drop_owned_database(fresh_database, ours)
+    assert ownership.database_state(fresh_database, ours) == "missing"
+
+
+def test_the_four_environments_report_says_what_one_call_saves() -> None:
+    from validation.bench_environments import render
+
+    text = render(
+        {
+            "generated_at": "2026-11-27T12:00:00+00:00",
+            "command": "python -m validation bench-environments --runs 2 --scale 1",
+            "one_call_seconds": [60.0, 62.0],
+            "four_calls_seconds": [74.0, 76.0],
+            "one_call_median": 61.0,
+            "four_calls_median": 75.0,
+        }
+    )
+    one_call = "| `build --target default,test,uat,prod` (one process) | 61.0 s | 60.0 / 62.0 s |"
+    assert one_call in text
+    assert "| saved by one call | 14.0 s (19%) | |" in text

@@ -5,6 +5,7 @@ as on a busy one.  The spec's budgets are the gate; only the run counts are made
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import uuid
@@ -36,17 +37,18 @@ def two_cpu_bound_neighbours() -> Iterator[None]:
 
 
 def _manifest_for(built: BuiltSample, database: str, tmp_path: Path) -> Path:
-    """The sample build's manifest, for a copy of its database under another name."""
-    manifest = built.project.work_dir / "target-default" / "manifest.json"
-    original = built.settings["PGDATABASE"]
-    if database == original:
-        return manifest
-    copied = tmp_path / "manifest.json"
-    text = manifest.read_text(encoding="utf-8")
-    copied.write_text(
-        text.replace(f'"database": "{original}"', f'"database": "{database}"'), encoding="utf-8"
+    """A manifest of the sample's build for ``database`` (the shared work directory's
+    target-default/manifest.json is rewritten by every default build of the session, and a
+    copy of the sample has another name): every relation the same, in ``database``."""
+    manifest = json.loads(
+        (built.project.work_dir / "target-default" / "manifest.json").read_text(encoding="utf-8")
     )
-    return copied
+    for entry in [*manifest["nodes"].values(), *manifest["sources"].values()]:
+        if "database" in entry:
+            entry["database"] = database
+    path = tmp_path / f"manifest_{database}.json"
+    path.write_text(json.dumps(manifest), encoding="utf-8")
+    return path
 
 
 def _validate(built: BuiltSample, settings: dict[str, str], tmp_path: Path, **kwargs: object):
@@ -163,7 +165,14 @@ def test_timings_report_or_off_never_fail_a_run_whose_data_is_right(
     assert "Query timings: not measured (--timings off)." in off
     assert "Result: PASS (15 of 15 expectations met)" in off
 
-    assert cli.main([*common]) == 3  # the default: the spec's budgets gate
+    result = tmp_path / "result.json"
+    assert cli.main([*common, "--json", str(result)]) == 3  # the default: the budgets gate
+    machine = json.loads(result.read_text(encoding="utf-8"))
+    assert (machine["exit_code"], machine["success"], machine["data_success"]) == (3, False, True)
+    failed = {c["check"] for c in machine["checks"] if not c["success"]}
+    assert {"p95_etf_holdings", "p95_symbol_etfs"} <= failed
+    assert all(c["suite"] == "query_timings" for c in machine["checks"] if not c["success"])
+    assert {t["query"] for t in machine["timings"]} >= {"etf_holdings", "symbol_etfs"}
 
 
 def test_a_data_failure_exits_1_even_when_the_timings_are_missed(

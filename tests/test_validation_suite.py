@@ -4,6 +4,7 @@ it passes on good data and fails, readably, on deliberately broken data."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,25 @@ def test_small_fixture_meets_every_expectation_and_writes_data_docs(
     assert not [
         p for p in docs.rglob("*") if p.is_file() and SECRET in p.read_text("utf-8", "ignore")
     ]
+
+
+def test_data_docs_keep_every_validation_of_the_target(
+    dbt_project: DbtProject, small_test_build: psycopg.Connection, tmp_path: Path
+):
+    """Two validations into one Data Docs site: the index lists both runs, each named by
+    target, time and the dbt build it checked; the second failed and says so."""
+    docs = tmp_path / "data_docs"
+    first = _validate(dbt_project, docs)
+    small_test_build.execute("delete from public.definition_groups where name = 'XLE'")
+    second = _validate(dbt_project, docs)
+
+    assert first.success and not second.success
+    index = (docs / "index.html").read_text(encoding="utf-8")
+    names = set(
+        re.findall(r"test \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC, build: dbt invocation \w{8}", index)
+    )
+    assert len(names) == 2, names
+    assert "Success" in index and "Failed" in index
 
 
 def test_sample_meets_the_spec_figures(dbt_project: DbtProject, tmp_path: Path):

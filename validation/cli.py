@@ -12,13 +12,17 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from validation import server
+from validation import server, targets
 from validation.connection import PROJECT_ROOT, connect, describe, external_server_configured
 from validation.errors import UserFacingError
 
 REPORTS_DIR = PROJECT_ROOT / "reports"
 
-ENVIRONMENTS = ("DEFAULT", "TEST", "UAT", "PROD")
+ENVIRONMENTS = targets.ENVIRONMENTS
+TARGET_NAMES = list(targets.TARGETS)
+SCHEMA_HELP = (
+    "schema of the tables (default: from the target's last build, else $DBT_SCHEMA, public)"
+)
 
 
 def _say(message: str) -> None:
@@ -129,36 +133,55 @@ def cmd_load_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from validation.dbt import environment_run_lock, run_dbt
+    from validation.dbt import environment_run_lock, run_dbt, run_dbt_in_process
 
     settings = resolve_settings(start_embedded=False)
-    with (
-        _step(f"dbt build --target {args.target} on {describe(settings)}"),
-        environment_run_lock(settings, args.target.upper(), say=_say),
-    ):
-        run_dbt(
-            ["build", "--target", args.target, *target_path(args.target), *args.dbt_args], settings
-        )
+    chosen = targets.parse_targets(args.target)
+    invocations = [
+        ["build", "--target", target, *target_path(target), *args.dbt_args] for target in chosen
+    ]
+    if len(chosen) == 1:
+        with (
+            _step(f"dbt build --target {chosen[0]} on {describe(settings)}"),
+            environment_run_lock(settings, targets.environment_for(chosen[0]), say=_say),
+        ):
+            run_dbt(invocations[0], settings)
+        return 0
+
+    @contextmanager
+    def each(index: int) -> Iterator[None]:
+        target = chosen[index]
+        with (
+            _step(f"dbt build --target {target} on {describe(settings)} (in this process)"),
+            environment_run_lock(settings, targets.environment_for(target), say=_say),
+        ):
+            yield
+
+    run_dbt_in_process(invocations, settings, before_each=each)
     return 0
 
 
-def _artifacts_root() -> Path:
-    """dbt's target directory: DBT_TARGET_PATH (dbt's own variable) when set, else target/."""
-    configured = os.environ.get("DBT_TARGET_PATH")
-    return Path(configured) if configured else PROJECT_ROOT / "target"
-
-
 def target_path(target: str) -> list[str]:
-    """dbt artifacts per target (<target dir>/<target>/), so validating one environment never
-    reads another environment's manifest."""
-    return ["--target-path", str(_artifacts_root() / target)]
+    """dbt's --target-path for a harness run of ``target`` (validation/targets.py)."""
+    return ["--target-path", str(targets.harness_target_path(target))]
 
 
-def manifest_for(target: str) -> Path:
-    """The manifest of the last harness build of ``target``, else of the last plain dbt run."""
-    root = _artifacts_root()
-    per_target = root / target / "manifest.json"
-    return per_target if per_target.exists() else root / "manifest.json"
+def _database(settings: dict[str, str]) -> str:
+    with connect(settings) as conn:
+        row = conn.execute("select current_database()").fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def locate_tables(args: argparse.Namespace, settings: dict[str, str]) -> targets.Tables:
+    """Where the target's tables are (validation/targets.py): --schema, else the newest
+    manifest of this target and database, else DBT_SCHEMA / public."""
+    return targets.locate(
+        args.target,
+        _database(settings),
+        schema=getattr(args, "schema", None),
+        source_schema=getattr(args, "source_schema", None),
+    )
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -169,23 +192,33 @@ def cmd_validate(args: argparse.Namespace) -> int:
     report = run_validation(
         settings,
         args.target,
-        manifest_path=Path(args.manifest) if args.manifest else manifest_for(args.target),
+        manifest_path=Path(args.manifest) if args.manifest else None,
         docs_dir=REPORTS_DIR / "data_docs" / args.target,
         expectations_path=Path(args.expectations) if args.expectations else None,
         progress=lambda message: _say(f"  {message}"),
         timings_mode=args.timings,
     )
     _say(format_report(report))
+    if args.json:
+        import json
+
+        from validation.validate import report_as_dict
+
+        Path(args.json).write_text(
+            json.dumps(report_as_dict(report), indent=2, default=str) + "\n", encoding="utf-8"
+        )
+        _say(f"result as JSON: {args.json}")
     _say(f"validation took {time.perf_counter() - started:.1f} s in all")
     return report.exit_code
 
 
-def migration_summary(settings: dict[str, str], environment: str, schema: str) -> list[str]:
+def migration_summary(settings: dict[str, str], tables: targets.Tables) -> list[str]:
     """Readable lines describing what the marts hold for one environment."""
     from psycopg import sql
 
-    groups = sql.Identifier(schema, "definition_groups")
-    memberships = sql.Identifier(schema, "group_memberships")
+    environment = targets.environment_for(tables.target)
+    groups = sql.Identifier(tables.groups.schema, tables.groups.name)
+    memberships = sql.Identifier(tables.memberships.schema, tables.memberships.name)
     with connect(settings) as conn:
         per_type = conn.execute(
             sql.SQL(
@@ -200,9 +233,7 @@ def migration_summary(settings: dict[str, str], environment: str, schema: str) -
             ).format(memberships, groups),
             (environment,),
         ).fetchone()
-        exceptions_table = sql.Identifier(
-            f"{schema}_intermediate_{environment.lower()}", "int_migration_exceptions"
-        )
+        exceptions_table = sql.Identifier(tables.exceptions.schema, tables.exceptions.name)
         exceptions = conn.execute(
             sql.SQL(
                 "select severity, reason, count(*) from {} group by 1, 2 order by 1, 3 desc"
@@ -216,10 +247,7 @@ def migration_summary(settings: dict[str, str], environment: str, schema: str) -
         f"{reason} {count} ({severity})" for severity, reason, count in exceptions
     )
     lines.append(f"  exceptions: {described or 'none'}")
-    lines.append(
-        f"    (one row each, with the reason, in {schema}_intermediate_{environment.lower()}"
-        ".int_migration_exceptions)"
-    )
+    lines.append(f"    (one row each, with the reason, in {tables.exceptions})")
     return lines
 
 
@@ -272,7 +300,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     embedded = not external_server_configured()
     settings, owned = demo_database(args)
-    schema = os.environ.get("DBT_SCHEMA", "public")
     with (
         _step(f"loading the sample cache_entries into {describe(settings)}"),
         connect(settings) as conn,
@@ -295,13 +322,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
         report = run_validation(
             settings,
             "default",
-            manifest_path=manifest_for("default"),
             docs_dir=REPORTS_DIR / "data_docs" / "default",
             progress=lambda message: _say(f"  {message}"),
         )
     _say(format_report(report))
     _say("")
-    for line in migration_summary(settings, "DEFAULT", schema):
+    for line in migration_summary(settings, targets.locate("default", _database(settings))):
         _say(line)
     _say("")
     _say(f"  data docs:   {report.docs_index}")
@@ -314,8 +340,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     else:
         _say(f"  connect:     psql (your PG* settings, with PGDATABASE={settings['PGDATABASE']})")
         _say(
-            f"  the harness's commands read that database too: export "
-            f"PGDATABASE={settings['PGDATABASE']}"
+            f"  query it:    PGDATABASE={settings['PGDATABASE']} python -m validation query etf SPY"
         )
     return report.exit_code
 
@@ -330,13 +355,14 @@ def cmd_query(args: argparse.Namespace) -> int:
             f"{'s' if needed > 1 else ''}; e.g. 'query etf SPY', 'query overlap SPY VOO'."
         )
     settings = resolve_settings(start_embedded=False)
+    tables = locate_tables(args, settings)
     answer = ask(
         settings,
         args.question,
         args.names,
         environment=args.target.upper(),
-        schema=_schema(args),
-        looked_in=_looked_in(args, settings),
+        schema=tables.groups.schema,
+        looked_in=_looked_in(tables, settings),
     )
     _say(render(answer, args.format))
     return 0
@@ -345,19 +371,9 @@ def cmd_query(args: argparse.Namespace) -> int:
 # --- operations -----------------------------------------------------------------------------
 
 
-def _schema(args: argparse.Namespace) -> str:
-    return getattr(args, "schema", None) or os.environ.get("DBT_SCHEMA", "public")
-
-
-def _looked_in(args: argparse.Namespace, settings: dict[str, str]) -> str:
+def _looked_in(tables: targets.Tables, settings: dict[str, str]) -> str:
     """Where a command looked for the tables, and why there (for its error messages)."""
-    if getattr(args, "schema", None):
-        why = "--schema"
-    elif os.environ.get("DBT_SCHEMA"):
-        why = "DBT_SCHEMA"
-    else:
-        why = "the default: neither --schema nor DBT_SCHEMA is set"
-    return f" (looked in schema {_schema(args)} of {describe(settings)}; schema from {why})"
+    return tables.looked_in().replace(" (looked in", f" (looked in {describe(settings)},", 1)
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
@@ -365,14 +381,15 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
     settings = resolve_settings(start_embedded=False)
     environment = args.target.upper()
+    tables = locate_tables(args, settings)
     with _step(f"backing up {environment} from {describe(settings)}"):
         made = operations.backup(
             settings,
             environment,
-            schema=_schema(args),
-            source_schema=args.source_schema,
+            schema=tables.groups.schema,
+            source_schema=tables.cache.schema,
             say=lambda m: _say(f"  {m}"),
-            looked_in=_looked_in(args, settings),
+            looked_in=_looked_in(tables, settings),
         )
     _say(f"backup:   {made.path}")
     _say(f"checksum: {made.checksum_path}")
@@ -417,8 +434,9 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
     settings = resolve_settings(start_embedded=False)
     environment = args.target.upper()
-    schema = _schema(args)
-    plan = operations.rollback_plan(settings, environment, schema, _looked_in(args, settings))
+    tables = locate_tables(args, settings)
+    schema = tables.groups.schema
+    plan = operations.rollback_plan(settings, environment, schema, _looked_in(tables, settings))
     _say(f"rollback of {environment} in schema {schema} would delete:")
     for table, rows in plan.items():
         _say(f"  {table:<20} {rows:>10,} rows")
@@ -451,8 +469,9 @@ def cmd_retirement(args: argparse.Namespace) -> int:
 
     settings = resolve_settings(start_embedded=False)
     environment = args.target.upper()
+    tables = locate_tables(args, settings)
     readiness, unexplained = operations.retirement_report(
-        settings, environment, _schema(args), _looked_in(args, settings)
+        settings, environment, tables.readiness.schema, _looked_in(tables, settings)
     )
     _say(f"Readiness to archive cache_entries of {environment}, per cache type:")
     header = ("cache_type", "entries", "represented", "explained", "unexplained", "ready")
@@ -489,6 +508,23 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if starts_server:
         _say("the embedded PostgreSQL server started for this run is still running;")
         _say("  stop server: python -m validation db stop")
+    return 0
+
+
+def cmd_bench_environments(args: argparse.Namespace) -> int:
+    from validation import bench_environments
+
+    settings = resolve_settings(start_embedded=True)
+    out_dir = Path(args.out) if args.out else PROJECT_ROOT / "docs"
+    report = bench_environments.run(
+        settings, out_dir=out_dir, runs=args.runs, scale=args.scale,
+        progress=lambda message: _say(f"  {message}"),
+    )  # fmt: skip
+    _say(
+        f"four environments: one call {report['one_call_median']:.1f} s, four calls "
+        f"{report['four_calls_median']:.1f} s (medians of {args.runs}); "
+        f"wrote {out_dir / bench_environments.MARKDOWN_NAME}"
+    )
     return 0
 
 
@@ -531,8 +567,15 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--yes", action="store_true", help="confirm --replace without asking")
     load.set_defaults(handler=cmd_load_sample)
 
-    build = commands.add_parser("build", help="run dbt build for one environment")
-    build.add_argument("--target", choices=["default", "test", "uat", "prod"], default="default")
+    build = commands.add_parser(
+        "build", help="run dbt build for one environment, or several in one process"
+    )
+    build.add_argument(
+        "--target",
+        default="default",
+        help="default, test, uat or prod; several comma-separated (default,test,uat,prod) run "
+        "one after the other in one process, importing dbt once",
+    )
     build.set_defaults(handler=cmd_build, passes_dbt_options=True)
     build.epilog = (
         "Any other option goes to dbt build as it is: --vars '{...}', --full-refresh, "
@@ -542,10 +585,13 @@ def build_parser() -> argparse.ArgumentParser:
     validate = commands.add_parser(
         "validate", help="run the Great Expectations suite for one environment"
     )
-    validate.add_argument("--target", choices=["default", "test", "uat", "prod"], default="default")
+    validate.add_argument("--target", choices=TARGET_NAMES, default="default")
     validate.add_argument("--manifest", help="dbt manifest.json (default: the target's last build)")
     validate.add_argument(
         "--expectations", help="expectations file (default validation/expectations/<target>.yml)"
+    )
+    validate.add_argument(
+        "--json", metavar="FILE", help="also write the result as JSON (for CI) to FILE"
     )
     validate.add_argument(
         "--timings",
@@ -563,17 +609,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     query.add_argument("question", choices=["etf", "symbol", "sector", "theme", "overlap"])
     query.add_argument("names", nargs="*", help="ETF, symbol, sector or theme name(s)")
-    query.add_argument("--target", choices=["default", "test", "uat", "prod"], default="default")
+    query.add_argument("--target", choices=TARGET_NAMES, default="default")
     query.add_argument("--format", choices=["table", "csv", "json"], default="table")
-    query.add_argument("--schema", help="schema of the tables (default $DBT_SCHEMA or public)")
+    query.add_argument(
+        "--schema",
+        help="schema of the tables (default: from the last build, else $DBT_SCHEMA or public)",
+    )
     query.set_defaults(handler=cmd_query)
 
     backup = commands.add_parser(
         "backup", help="pg_dump one environment's rows (two tables + its cache_entries)"
     )
-    backup.add_argument("--target", choices=["default", "test", "uat", "prod"], required=True)
-    backup.add_argument("--schema", help="schema of the two tables (default $DBT_SCHEMA or public)")
-    backup.add_argument("--source-schema", default="public", help="schema of cache_entries")
+    backup.add_argument("--target", choices=TARGET_NAMES, required=True)
+    backup.add_argument(
+        "--schema",
+        help="schema of the two tables (default: from the last build, else $DBT_SCHEMA or public)",
+    )
+    backup.add_argument(
+        "--source-schema", help="schema of cache_entries (default: as the build found it)"
+    )
     backup.set_defaults(handler=cmd_backup)
 
     restore = commands.add_parser("restore", help="put a verified backup back")
@@ -587,18 +641,22 @@ def build_parser() -> argparse.ArgumentParser:
     rollback = commands.add_parser(
         "rollback", help="remove one environment's rows from the new tables (never cache_entries)"
     )
-    rollback.add_argument("--target", choices=["default", "test", "uat", "prod"], required=True)
-    rollback.add_argument("--schema", help="schema of the tables (default $DBT_SCHEMA or public)")
+    rollback.add_argument("--target", choices=TARGET_NAMES, required=True)
+    rollback.add_argument(
+        "--schema",
+        help="schema of the tables (default: from the last build, else $DBT_SCHEMA or public)",
+    )
     rollback.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     rollback.set_defaults(handler=cmd_rollback)
 
     retirement = commands.add_parser(
         "retirement", help="which legacy cache types are fully represented and can be archived"
     )
+    retirement.add_argument("--target", choices=TARGET_NAMES, default="default")
     retirement.add_argument(
-        "--target", choices=["default", "test", "uat", "prod"], default="default"
+        "--schema",
+        help="schema of the tables (default: from the last build, else $DBT_SCHEMA or public)",
     )
-    retirement.add_argument("--schema", help="schema of the tables (default $DBT_SCHEMA or public)")
     retirement.set_defaults(handler=cmd_retirement)
 
     bench = commands.add_parser(
@@ -611,6 +669,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--keep-databases", action="store_true", help="keep the bench_s<N> databases"
     )
     bench.set_defaults(handler=cmd_bench)
+
+    environments = commands.add_parser(
+        "bench-environments",
+        help="benchmark: four environments built by one call against four (writes docs/)",
+    )
+    environments.add_argument("--runs", type=_positive_int, default=3, help="runs of each way")
+    environments.add_argument("--scale", type=_positive_int, default=1, help="sample scale")
+    environments.add_argument("--out", help="output directory (default docs/)")
+    environments.set_defaults(handler=cmd_bench_environments)
 
     demo = commands.add_parser(
         "demo", help="start the server, load the sample, build, validate and summarise"

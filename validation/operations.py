@@ -16,11 +16,12 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from validation import targets
 from validation.connection import PROJECT_ROOT, connect
 from validation.errors import UserFacingError
 
 BACKUP_DIR = PROJECT_ROOT / "backups"
-MARTS_LOCK = "sprint59_migration.marts"
+MARTS_LOCK = targets.MARTS_LOCK
 ANALYST_TABLES = ("symbol_memberships", "group_summary", "etf_overlap")
 SNAPSHOT_SCHEMA = re.compile(r"sprint59_backup_(default|test|uat|prod)_[0-9]{8}t[0-9]{12}z")
 Say = Callable[[str], None]
@@ -430,10 +431,10 @@ def rollback(settings: Mapping[str, str], environment: str, schema: str) -> dict
 
 
 def retirement_report(
-    settings: Mapping[str, str], environment: str, schema: str, looked_in: str = ""
+    settings: Mapping[str, str], environment: str, ops: str, looked_in: str = ""
 ) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
-    """Per cache type: ready to archive?  And the entries whose difference is unexplained."""
-    ops = f"{schema}_ops_{environment.lower()}"
+    """Per cache type: ready to archive?  And the entries whose difference is unexplained.
+    ``ops`` is the schema of the operators' views (``<schema>_ops_<env>``)."""
     with connect(settings) as conn:
         try:
             readiness = conn.execute(

@@ -33,8 +33,9 @@ import psycopg
 from psycopg import sql
 
 from validation.errors import UserFacingError
+from validation.targets import ENVIRONMENTS
 
-VALID_ENVIRONMENTS: tuple[str, ...] = ("DEFAULT", "TEST", "UAT", "PROD")
+VALID_ENVIRONMENTS: tuple[str, ...] = ENVIRONMENTS
 BASE_TIME = datetime(2025, 12, 5, 10, 0, tzinfo=UTC)
 LAST_UPDATED = "2025-12-05T10:00:00"
 MARKET_CAP_THRESHOLD = 5_000_000_000

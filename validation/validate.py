@@ -18,6 +18,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,8 +26,10 @@ import psycopg
 import yaml
 from psycopg import sql
 
+from validation import targets
 from validation.connection import connect, describe
 from validation.errors import UserFacingError
+from validation.targets import environment_for
 from validation.timings import (
     QueryTiming,
     Relation,
@@ -40,10 +43,9 @@ from validation.timings import (
 if TYPE_CHECKING:
     import pandas as pd
 
-TARGETS: Mapping[str, str] = {"default": "DEFAULT", "test": "TEST", "uat": "UAT", "prod": "PROD"}
 EXPECTATIONS_DIR = Path(__file__).resolve().parent / "expectations"
 GROUP_TYPES = ("ETF", "THEME", "SECTOR", "SEGMENT", "CUSTOM")
-ENVIRONMENTS = tuple(TARGETS.values())
+ENVIRONMENTS = targets.ENVIRONMENTS
 ANALYST_QUERIES = ("etf_holdings", "symbol_etfs", "sector_filter")
 VALIDATION_TOTAL = "validation_queries"
 TIMING_KEYS = (
@@ -55,13 +57,11 @@ TIMING_KEYS = (
     "goals_p95_ms",
     "checkpoint_seconds",
 )
-MANIFEST_NODES = {
-    "groups": "model.sprint59_migration.definition_groups",
-    "memberships": "model.sprint59_migration.group_memberships",
-    "exceptions": "model.sprint59_migration.int_migration_exceptions",
-}
-CACHE_SOURCE = "source.sprint59_migration.legacy.cache_entries"
+MANIFEST_NODES = targets.NODES
+CACHE_SOURCE = targets.CACHE_SOURCE
 TIMINGS_CSV = "query_timings.csv"
+HISTORY_DIR = "history"  # the GX file context whose results the Data Docs index lists
+DOCS_SITE = "local"
 # What the query timings do to the result: gate (a missed budget fails, exit 3 when nothing
 # else failed), report (measured and shown, never failing), off (not measured).
 TIMING_MODES = ("gate", "report", "off")
@@ -112,16 +112,6 @@ QUERY_LABELS: Mapping[str, str] = {
     "sector_filter": "sector filter",
     VALIDATION_TOTAL: "all validation queries",
 }
-
-
-def environment_for(target: str) -> str:
-    """The environment a dbt target migrates (default → DEFAULT, …)."""
-    try:
-        return TARGETS[target]
-    except KeyError:
-        raise UserFacingError(
-            f"Unknown target {target!r}: use one of {', '.join(TARGETS)}."
-        ) from None
 
 
 def default_expectations_path(target: str) -> Path:
@@ -261,50 +251,24 @@ class Relations:
     cache: Relation
 
 
-def read_relations(manifest_path: Path, target: str) -> Relations:
-    """The four relations the suite reads, as dbt built them (never guessed)."""
-    build_first = f"run dbt build --target {target} first"
-    if not manifest_path.is_file():
-        raise UserFacingError(f"No dbt manifest at {manifest_path}; {build_first}.")
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        nodes, sources = manifest["nodes"], manifest["sources"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise UserFacingError(
-            f"{manifest_path} is not a dbt manifest ({exc}); {build_first}."
-        ) from exc
+def relations_of(tables: targets.Tables, database: str) -> Relations:
+    """The four relations the suite reads, where validation/targets.py found them."""
 
-    def relation(entry: Mapping[str, Any] | None, unique_id: str) -> Relation:
-        if entry is None:
-            raise UserFacingError(f"{manifest_path} has no {unique_id}; {build_first}.")
-        name = entry.get("alias") or entry.get("identifier") or entry["name"]
-        return Relation(str(entry["database"]), str(entry["schema"]), str(name))
+    def relation(found: targets.Relation) -> Relation:
+        return Relation(database, found.schema, found.name)
 
-    found = {key: relation(nodes.get(uid), uid) for key, uid in MANIFEST_NODES.items()}
-    relations = Relations(**found, cache=relation(sources.get(CACHE_SOURCE), CACHE_SOURCE))
-    # Per-environment schemas end in _<environment> (macros/generate_schema_name.sql): a manifest
-    # written by a build of another target would validate the wrong exceptions.
-    environment = environment_for(target)
-    built_for = [e for e in ENVIRONMENTS if relations.exceptions.schema.endswith(f"_{e.lower()}")]
-    if built_for and built_for != [environment]:
-        raise UserFacingError(
-            f"{manifest_path} comes from a build of the {built_for[0]} environment, not "
-            f"{environment}; {build_first} (or pass that build's manifest)."
-        )
-    return relations
+    return Relations(
+        relation(tables.groups),
+        relation(tables.memberships),
+        relation(tables.exceptions),
+        relation(tables.cache),
+    )
 
 
 def check_relations_exist(
-    conn: psycopg.Connection[Any], relations: Relations, target: str, manifest_path: Path
+    conn: psycopg.Connection[Any], relations: Relations, target: str, tables: targets.Tables
 ) -> None:
-    database = conn.execute("select current_database()").fetchone()
-    assert database is not None
-    if database[0] != relations.groups.database:
-        raise UserFacingError(
-            f"{manifest_path} was built against database {relations.groups.database!r} but the "
-            f"connection goes to {database[0]!r}; run dbt build --target {target} with the same "
-            "PG* settings, or point PGDATABASE at the built database."
-        )
+    database = relations.groups.database
     for key in ("groups", "memberships", "exceptions", "cache"):
         relation: Relation = getattr(relations, key)
         row = conn.execute(
@@ -313,12 +277,12 @@ def check_relations_exist(
         if row is None or row[0] is None:
             if key == "cache":
                 raise UserFacingError(
-                    f"The legacy table {relation} does not exist in {database[0]}; load "
+                    f"The legacy table {relation} does not exist in {database}; load "
                     "cache_entries (python -m validation load-sample) and run "
                     f"dbt build --target {target}."
                 )
             raise UserFacingError(
-                f"Table {relation} (from {manifest_path}) does not exist in {database[0]}; "
+                f"Table {relation} does not exist in {database}{tables.looked_in()}; "
                 f"run dbt build --target {target} first."
             )
 
@@ -928,27 +892,39 @@ def _run_checkpoint(
     gx_queries: Mapping[str, str],
     timings_csv: Path,
     docs_dir: Path,
+    run_name: str,
 ) -> tuple[Any, float, float]:
-    """Context, sources, suites and one checkpoint; returns (result, setup s, run s)."""
+    """Context, sources, suites and one checkpoint; returns (result, setup s, run s).
+
+    The context is a file context kept beside the Data Docs (``<docs>/history``), so its
+    validation results accumulate: the Data Docs index lists every run of the target, each
+    under ``run_name``.  Sources, suites and definitions are replaced on every run."""
+    from great_expectations.core.run_identifier import RunIdentifier
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     started = time.perf_counter()
     url_variable = "SPRINT59_VALIDATION_PG_URL"
     context = gx.get_context(
-        mode="ephemeral", runtime_environment={url_variable: connection_url(settings)}
+        mode="file",
+        project_root_dir=str(docs_dir / HISTORY_DIR),
+        runtime_environment={url_variable: connection_url(settings)},
     )
     context.variables.progress_bars = ProgressBarsConfig(globally=sys.stdout.isatty())
-    context.add_data_docs_site(
-        "local",
-        {
-            "class_name": "SiteBuilder",
-            "store_backend": {
-                "class_name": "TupleFilesystemStoreBackend",
-                "base_directory": str(docs_dir),
+    if DOCS_SITE not in context.get_site_names():
+        context.add_data_docs_site(
+            DOCS_SITE,
+            {
+                "class_name": "SiteBuilder",
+                "store_backend": {
+                    "class_name": "TupleFilesystemStoreBackend",
+                    "base_directory": str(docs_dir),
+                },
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
             },
-            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-        },
-    )
+        )
+    for name in ("migration", "timings"):
+        if name in {source.name for source in context.data_sources.all().values()}:
+            context.data_sources.delete(name)
     try:
         postgres = context.data_sources.add_postgres(
             "migration", connection_string="${" + url_variable + "}"
@@ -980,7 +956,9 @@ def _run_checkpoint(
     for suite_key, asset in batches.items():
         if not any(check.suite == suite_key for check in checks):
             continue  # the timings, when they are off
-        suite = context.suites.add(gx.ExpectationSuite(name=f"sprint59_{target}.{suite_key}"))
+        suite = context.suites.add_or_update(
+            gx.ExpectationSuite(name=f"sprint59_{target}.{suite_key}")
+        )
         for check in checks:
             if check.suite == suite_key:
                 suite.add_expectation(check.expectation)
@@ -990,20 +968,20 @@ def _run_checkpoint(
             else asset.add_batch_definition_whole_table("all")
         )
         definitions.append(
-            context.validation_definitions.add(
+            context.validation_definitions.add_or_update(
                 gx.ValidationDefinition(name=f"{target}.{suite_key}", data=batch, suite=suite)
             )
         )
-    checkpoint = context.checkpoints.add(
+    checkpoint = context.checkpoints.add_or_update(
         gx.Checkpoint(
             name=f"sprint59_{target}",
             validation_definitions=definitions,
-            actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=["local"])],
+            actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=[DOCS_SITE])],
             result_format={"result_format": "COMPLETE"},
         )
     )
     ran = time.perf_counter()
-    result = checkpoint.run()
+    result = checkpoint.run(run_id=RunIdentifier(run_name=run_name, run_time=datetime.now(UTC)))
     return result, ran - started, time.perf_counter() - ran
 
 
@@ -1011,8 +989,8 @@ def run_validation(
     settings: Mapping[str, str],
     target: str,
     *,
-    manifest_path: Path,
     docs_dir: Path,
+    manifest_path: Path | None = None,
     expectations_path: Path | None = None,
     progress: Callable[[str], None] | None = None,
     timings_mode: str = "gate",
@@ -1027,10 +1005,15 @@ def run_validation(
     say = progress or (lambda _message: None)
     environment = environment_for(target)
     spec = load_expectations(expectations_path or default_expectations_path(target), environment)
-    relations = read_relations(manifest_path, target)
+    if manifest_path is not None:
+        targets.read_manifest(manifest_path, target)  # a broken manifest says so before connecting
 
     with connect(settings, autocommit=True) as conn:
-        check_relations_exist(conn, relations, target, manifest_path)
+        database = str(conn.execute("select current_database()").fetchone()[0])  # type: ignore[index]
+        tables = targets.locate(target, database, manifest=manifest_path)
+        say(f"tables: {tables.found_by}")
+        relations = relations_of(tables, database)
+        check_relations_exist(conn, relations, target, tables)
         server = f"PostgreSQL {conn.info.parameter_status('server_version') or '?'}"
         started = time.perf_counter()
         load = load_average()
@@ -1064,6 +1047,7 @@ def run_validation(
             gx_queries=gx_queries,
             timings_csv=timings_csv,
             docs_dir=docs_dir,
+            run_name=run_name(target, tables),
         )
     return ValidationReport(
         target=target,
@@ -1181,6 +1165,60 @@ def _timings_lines(report: ValidationReport) -> list[str]:
         timing_rows,
     )
     return lines
+
+
+def run_name(target: str, tables: targets.Tables) -> str:
+    """How a run is listed in Data Docs: the target, when, and the dbt build it checked."""
+    build = "no manifest"
+    if tables.manifest is not None:
+        try:
+            metadata = json.loads(tables.manifest.read_text(encoding="utf-8"))["metadata"]
+            build = f"dbt invocation {str(metadata['invocation_id'])[:8]}"
+            build += f" of {str(metadata.get('generated_at', ''))[:19]}"
+        except (OSError, ValueError, KeyError, TypeError):
+            build = "an unreadable manifest"
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return f"{target} {stamp}, build: {build}"
+
+
+def report_as_dict(report: ValidationReport) -> dict[str, Any]:
+    """The result for machines (``validate --json``): the verdict, its exit code, every
+    expectation and every timing, as plain JSON values."""
+    timings = [
+        {key: (None if _missing(value) else value) for key, value in row.items()}
+        for row in report.timings.to_dict("records")
+    ]
+    return {
+        "target": report.target,
+        "environment": report.environment,
+        "server": report.server,
+        "expectations_file": str(report.expectations_path),
+        "success": report.success,
+        "data_success": report.data_success,
+        "exit_code": report.exit_code,
+        "timings_mode": report.timings_mode,
+        "load_average": list(report.load_average) if report.load_average else None,
+        "checks": [
+            {
+                "suite": c.suite,
+                "check": c.check,
+                "label": c.label,
+                "observed": c.observed,
+                "expected": c.expected,
+                "success": c.success,
+                "message": c.message,
+            }
+            for c in report.checks
+        ],
+        "timings": timings if report.timings_mode != "off" else [],
+        "seconds": {
+            "import": report.import_seconds,
+            "setup": report.setup_seconds,
+            "query_timing": report.timing_seconds,
+            "checkpoint": report.checkpoint_seconds,
+        },
+        "data_docs": str(report.docs_index),
+    }
 
 
 def _missing(value: Any) -> bool:
