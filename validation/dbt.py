@@ -40,9 +40,7 @@ def dbt_executable() -> str:
     return found
 
 
-def dbt_environment(
-    settings: Mapping[str, str], *, terminal: bool | None = None
-) -> dict[str, str]:
+def dbt_environment(settings: Mapping[str, str], *, terminal: bool | None = None) -> dict[str, str]:
     """The child environment for dbt: ours, the connection settings, and no telemetry.
 
     When dbt's output does not go to a terminal (``terminal`` False; by default: our stdout
