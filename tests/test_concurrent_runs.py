@@ -141,6 +141,39 @@ def test_two_plain_builds_of_one_environment_at_once_never_collide(
     assert len(state.groups) == 12
 
 
+def test_the_claim_of_a_killed_run_is_taken_over(dbt_project: DbtProject, tmp_path: Path):
+    """A run killed after claiming its environment leaves the claim behind; the next run sees
+    no statement of it on the server, takes the claim over (after run_claim_idle_seconds)
+    and builds."""
+    settings = dict(dbt_project.settings)
+    dbt = str(Path(sys.executable).parent / "dbt")
+    command = [dbt, "build", "--target", "default", "--profiles-dir", str(dbt_project.work_dir)]
+    claimed = (
+        "select invocation_id from public.migration_run_claims"
+        " where environment = 'DEFAULT' and finished_at is null"
+    )
+    with psycopg.connect(**_conninfo(settings), autocommit=True) as conn:
+        small_cache(LegacyCache(conn).create(), "DEFAULT")
+        killed = _start(command, settings, tmp_path / "killed")
+        deadline = time.monotonic() + 300
+        holder = None
+        while holder is None and time.monotonic() < deadline and killed.poll() is None:
+            if conn.execute("select to_regclass('public.migration_run_claims')").fetchone()[0]:
+                holder = conn.execute(claimed).fetchone()
+            time.sleep(0.05)
+        killed.kill()
+        killed.communicate()
+        assert holder is not None, "the first run never claimed DEFAULT"
+
+        ((_, code, output),) = _ends([_start(command, settings, tmp_path / "next")])
+
+        assert code == 0, output[-3000:]
+        assert f"The run holding DEFAULT (dbt invocation {holder[0]})" in output
+        assert "taking over its claim" in output
+        assert conn.execute(claimed).fetchone() is None  # the new run finished its claim
+        assert _published_counts(conn)[0][:2] == ("DEFAULT", 12)
+
+
 def _ends(runs: list[subprocess.Popen[str]]) -> list[tuple[float, int, str]]:
     """Wait for every run, each in its own thread (so each end is timed when it happens)."""
 
