@@ -139,6 +139,13 @@ def test_two_plain_builds_of_one_environment_at_once_never_collide(
     assert all(ended[i][1] != 0 and codes[-1] == 0 and i == 0 for i in stopped), codes
     assert (state.groups, state.memberships) == (single.groups, single.memberships)
     assert len(state.groups) == 12
+    # Why a claim and not a session lock taken in on-run-start: dbt closes the hooks'
+    # connection before the first model runs, so such a lock would be gone by then.
+    for i in range(2):
+        log = (tmp_path / f"r{i}" / "logs" / "dbt.log").read_text()
+        if "Began executing node model." in log:
+            closed = log.index("On master: Close")
+            assert closed < log.index("Began executing node model."), "dbt kept the connection"
 
 
 def test_the_claim_of_a_killed_run_is_taken_over(dbt_project: DbtProject, tmp_path: Path):
