@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export DO_NOT_TRACK := 1
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 
-.PHONY: setup demo test lint test-embedded test-service bench docs clean stop
+.PHONY: setup demo test test-suites lint test-embedded test-service bench docs clean stop
 
 # A virtualenv with the exact pinned versions (requirements.lock, from pyproject.toml).
 $(VENV)/.installed: requirements.lock
@@ -27,15 +27,21 @@ demo: setup
 	$(BIN)/python -m validation demo
 
 ## test: quality gates, then the whole suite on embedded PostgreSQL 18 and on the 15 service.
-## The two suites run side by side (each is mostly dbt's single-threaded Python, so two cores
-## take both), their lines prefixed; the target fails when either suite fails.
-test: setup lint
-	@set -o pipefail; \
-	  ( $(BIN)/pytest --pg embedded 2>&1 | sed -u 's/^/[pg18] /' ) & embedded=$$!; \
-	  ( $(BIN)/pytest --pg service -m db 2>&1 | sed -u 's/^/[pg15] /' ) & service=$$!; \
+test: setup lint test-suites
+
+## test-suites: the two suites side by side (each is mostly dbt's single-threaded Python, so
+## two cores take both), their lines prefixed; each writes JUnit XML for CI under reports/
+## (junit-pg18.xml, junit-pg15.xml); the target fails when either suite fails.
+PYTEST ?= $(BIN)/pytest
+REPORTS ?= reports
+test-suites:
+	@mkdir -p $(REPORTS); set -o pipefail; \
+	  ( $(PYTEST) --pg embedded --junitxml=$(REPORTS)/junit-pg18.xml 2>&1 | sed -u 's/^/[pg18] /' ) & embedded=$$!; \
+	  ( $(PYTEST) --pg service -m db --junitxml=$(REPORTS)/junit-pg15.xml 2>&1 | sed -u 's/^/[pg15] /' ) & service=$$!; \
 	  wait $$embedded; embedded_exit=$$?; wait $$service; service_exit=$$?; \
 	  echo "make test: embedded PostgreSQL 18 suite exit $$embedded_exit," \
-	    "PostgreSQL 15 service suite exit $$service_exit"; \
+	    "PostgreSQL 15 service suite exit $$service_exit" \
+	    "(JUnit XML: $(REPORTS)/junit-pg18.xml, $(REPORTS)/junit-pg15.xml)"; \
 	  [ $$embedded_exit -eq 0 ] && [ $$service_exit -eq 0 ]
 
 lint: setup
@@ -45,10 +51,10 @@ lint: setup
 	$(BIN)/sqlfluff lint models tests/dbt analyses --disable-progress-bar --nocolor
 
 test-embedded: setup
-	$(BIN)/pytest --pg embedded
+	$(PYTEST) --pg embedded --junitxml=$(REPORTS)/junit-pg18.xml
 
 test-service: setup
-	$(BIN)/pytest --pg service -m db
+	$(PYTEST) --pg service -m db --junitxml=$(REPORTS)/junit-pg15.xml
 
 ## bench: build cost and query latency at scales 1, 10, 100 (about 12 minutes), then four
 ## environments in one call against four calls (about 3 minutes); writes docs/

@@ -1,4 +1,4 @@
-"""Legacy parity, checked independently of the dbt models (DESIGN.md §2).
+"""Legacy parity, checked independently of the dbt models (docs/design.md §2).
 
 For every published ETF, THEME and CUSTOM group of an environment, the member set must equal
 the legacy JSON array, normalised, minus the elements the run recorded as error exceptions.
@@ -72,7 +72,7 @@ class Element:
 
 
 def read_element(position: int, element: Any) -> Element:
-    """Reads one element the way DESIGN.md §2 describes (duplicates are decided later)."""
+    """Reads one element the way docs/design.md §2 describes (duplicates are decided later)."""
     raw: str | None = None
     if isinstance(element, str):
         raw = element

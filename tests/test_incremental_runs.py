@@ -1,4 +1,4 @@
-"""Incremental behaviour of the two contract tables (DESIGN.md §3), on a real PostgreSQL."""
+"""Incremental behaviour of the two contract tables (docs/design.md §3), on a real PostgreSQL."""
 
 from __future__ import annotations
 

@@ -144,7 +144,7 @@ def scenario(
     settings = pg_server.recreate_database(migration_database)
     project = DbtProject(settings, dbt_work_dir, _session_manifests)
     with connect(settings) as conn:
-        sample.load_sample(conn, schema="public", environments=("DEFAULT",))
+        sample.load_sample(conn, schema="public", environments=("DEFAULT",), as_of=sample.BASE_TIME)
     project.build("default")
     with connect(settings) as conn:
         old = published(conn)
@@ -483,7 +483,7 @@ def test_first_build_window_for_new_groups_is_measured(
                 seen.append((time.monotonic(), _first_build_phase(reader)))
 
     with connect(scenario.project.settings) as conn:
-        sample.load_sample(conn, schema="public", environments=("DEFAULT",))
+        sample.load_sample(conn, schema="public", environments=("DEFAULT",), as_of=sample.BASE_TIME)
         thread = threading.Thread(target=read, daemon=True)
         thread.start()
         run = DbtBuild(scenario)

@@ -34,7 +34,7 @@ from validation.sample import (
     write_entries,
 )
 
-# The real figures of DESIGN.md section 1, written out again on purpose (not imported).
+# The real figures of docs/design.md §1, written out again on purpose (not imported).
 ETF_HOLDINGS = {
     "VTI": 3508, "IWV": 2564, "IWM": 1943, "IWB": 1009, "VOO": 505, "SPY": 504, "MDY": 401,
     "VTV": 316, "SCHG": 195, "VUG": 160, "QQQ": 102, "XLI": 75, "XLK": 72, "XLV": 60, "XLF": 60,
@@ -541,17 +541,42 @@ def test_load_matches_the_generator(pg_dsn: str) -> None:
 def test_loading_twice_gives_the_same_content(pg_databases: Callable[[], str]) -> None:
     first, second = pg_databases(), pg_databases()
     everything = ["DEFAULT", "dev", "staging"]
+    as_of = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)  # stamps included: the same base time
     with psycopg.connect(first) as conn:
-        load_sample(conn)
+        load_sample(conn, as_of=as_of)
         once = content_hash(conn, everything)
         once_with_ids = content_hash(conn, everything, with_ids=True)
-        summary = load_sample(conn, replace=True)  # replaces its rows, noise included
+        summary = load_sample(conn, as_of=as_of, replace=True)  # its rows, noise included
         assert summary.deleted_rows == once[0]
         assert content_hash(conn, everything) == once
         assert counts(conn) == expected_counts("DEFAULT")
     with psycopg.connect(second) as conn:
-        load_sample(conn)
+        load_sample(conn, as_of=as_of)
         assert content_hash(conn, everything, with_ids=True) == once_with_ids
+
+
+def test_a_load_is_stamped_back_from_its_own_time(pg_dsn: str) -> None:
+    """By default the newest row stamp is the moment of loading (a fresh load is fresh to
+    dbt source freshness); every other stamp keeps its distance from it, and nothing else
+    depends on the time."""
+    later = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    stamps = "select coalesce(updated_at, created_at) from cache_entries order by id"
+    with psycopg.connect(pg_dsn) as conn:
+        before = datetime.now(UTC).replace(microsecond=0)
+        load_sample(conn)
+        after = datetime.now(UTC)
+        now_stamps = [row[0] for row in conn.execute(stamps)]
+        values = conn.execute("select type, key, value from cache_entries order by id").fetchall()
+        load_sample(conn, as_of=later)
+        later_stamps = [row[0] for row in conn.execute(stamps)]
+    assert before <= max(now_stamps) <= after
+    assert max(later_stamps) == later
+    shift = max(now_stamps) - later
+    assert [s - shift for s in now_stamps] == later_stamps
+    generated = generate_entries(as_of=later)
+    assert [(e.type, e.key, e.value) for e in generated] == [tuple(v) for v in values]
+    with pytest.raises(UserFacingError, match="timezone-aware"):
+        generate_entries(as_of=datetime(2026, 1, 2))
 
 
 def test_loading_prod_leaves_default_untouched(pg_dsn: str) -> None:

@@ -316,6 +316,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         environment_run_lock(settings, "DEFAULT", say=_say),
     ):
         run_dbt(["build", "--target", "default", *target_path("default")], settings)
+    with _step("dbt source freshness --target default (the sample was just loaded: PASS)"):
+        run_dbt(["source", "freshness", "--target", "default", *target_path("default")], settings)
     from validation.validate import format_report, run_validation
 
     with _step("validating with Great Expectations (counts, integrity, parity, timings)"):

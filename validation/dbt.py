@@ -41,13 +41,30 @@ def dbt_executable() -> str:
     return found
 
 
-def dbt_environment(settings: Mapping[str, str]) -> dict[str, str]:
-    """The child environment for dbt: ours, the connection settings, and no telemetry."""
+def dbt_environment(settings: Mapping[str, str], *, terminal: bool | None = None) -> dict[str, str]:
+    """The child environment for dbt: ours, the connection settings, and no telemetry.
+
+    When dbt's output does not go to a terminal (``terminal`` False; by default: our stdout
+    is not a tty, as in CI or a captured log), colours are off on the console and in
+    logs/dbt.log (DBT_USE_COLORS, DBT_USE_COLORS_FILE), so no escape codes end up in saved
+    output; a terminal keeps them.  A value the caller set explicitly wins either way."""
     env = dict(os.environ)
     env.update(settings)
     env["DO_NOT_TRACK"] = "1"
     env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+    if terminal is None:
+        terminal = _stdout_is_terminal()
+    if not terminal:
+        env.setdefault("DBT_USE_COLORS", "false")
+        env.setdefault("DBT_USE_COLORS_FILE", "false")
     return env
+
+
+def _stdout_is_terminal() -> bool:
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):  # replaced or closed stdout
+        return False
 
 
 @contextmanager
@@ -106,7 +123,7 @@ def run_dbt(
     completed = subprocess.run(
         command,
         cwd=project_dir,
-        env=dbt_environment(settings),
+        env=dbt_environment(settings, terminal=False if capture else None),
         text=True,
         capture_output=capture,
         check=False,

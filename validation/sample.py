@@ -1,13 +1,19 @@
 """A deterministic, realistic legacy ``cache_entries`` table, and a fast COPY loader for it.
 
-The sample reproduces the real figures of DESIGN.md section 1 at scale 1: 24 ETFs with their exact
+The sample reproduces the real figures of docs/design.md §1 at scale 1: 24 ETFs with their exact
 holdings counts, 20 themes, 11 GICS sectors with 53 industries, about 3,700 distinct symbols (a few
 hundred real tickers, the rest generated), one ``stock_metadata`` entry per symbol, the three legacy
 shapes of ``stock_universe`` / ``etf_universe``, a key stored twice under two names, NULL
 ``updated_at`` on every seventh row, unrelated cache types, and (DEFAULT only) two rows whose
 environment the migration must reject. Everything derives from ``seed`` through private
-``random.Random`` streams and a fixed base time, so the same arguments always give the same rows in
-the same order (and, loaded into a fresh table, the same ids).
+``random.Random`` streams and a base time ``as_of``, so the same arguments always give the same rows
+in the same order (and, loaded into a fresh table, the same ids).
+
+Row stamps (``created_at`` / ``updated_at``) are laid out backwards from ``as_of``: the newest
+write is ``as_of`` itself. ``generate_entries`` defaults to the fixed BASE_TIME (pure and
+repeatable); ``load_sample`` defaults to the moment of loading, so a freshly loaded sample is
+fresh to ``dbt source freshness``. The JSON values (``last_updated`` inside them included) never
+depend on ``as_of``.
 
 ``scale`` N adds N - 1 copies of the whole universe (new generated tickers, same sectors, same
 membership structure), so ETFs, themes, symbols and memberships all grow N-fold.
@@ -1219,7 +1225,7 @@ _THEMES: tuple[_Theme, ...] = (
     ),
 )
 
-# Figures of DESIGN.md section 1, checked against the data above when a base block is built.
+# Figures of docs/design.md §1, checked against the data above when a base block is built.
 EXPECTED_ETF_HOLDINGS: dict[str, int] = {e.ticker: e.holdings for e in _ETFS}
 EXPECTED_THEME_SIZES: dict[str, int] = {
     "crypto_miners": 9,
@@ -1784,21 +1790,36 @@ def generate_entries(
     scale: int = 1,
     seed: int = 59,
     include_legacy_noise: bool = True,
+    as_of: datetime = BASE_TIME,
 ) -> list[CacheEntry]:
     """The sample rows, in load order. Same arguments, same list; only ``environment`` differs
     between environments, plus (DEFAULT with ``include_legacy_noise``) two rows whose environment
-    ('dev', 'staging') the migration must report as exceptions."""
+    ('dev', 'staging') the migration must report as exceptions. Every row stamp is ``as_of``
+    minus a fixed offset (the newest is ``as_of``); the values do not depend on it."""
     _check_arguments(environment, scale, seed)
+    if as_of.tzinfo is None or as_of.utcoffset() is None:
+        raise UserFacingError(f"The sample's as_of must be timezone-aware, not {as_of!r}.")
+    shift = as_of - BASE_TIME
     with _gc_paused():
         drafts = _drafts(scale, seed)
         if include_legacy_noise and environment == "DEFAULT":
             drafts += _noise_drafts(_build_base(seed))
-        return [
-            CacheEntry(
-                kind, name, key, value, env or environment, description, *(stamps or _stamps(i))
+        entries = []
+        for i, (kind, name, key, value, description, stamps, env) in enumerate(drafts):
+            created, updated = stamps or _stamps(i)
+            entries.append(
+                CacheEntry(
+                    kind,
+                    name,
+                    key,
+                    value,
+                    env or environment,
+                    description,
+                    created + shift,
+                    None if updated is None else updated + shift,
+                )
             )
-            for i, (kind, name, key, value, description, stamps, env) in enumerate(drafts)
-        ]
+        return entries
 
 
 def noise_entries(scale: int = 1, seed: int = 59) -> list[CacheEntry]:
@@ -1946,14 +1967,17 @@ def load_sample(
     seed: int = 59,
     replace: bool = False,
     progress: Callable[[str], None] | None = None,
+    as_of: datetime | None = None,
 ) -> LoadSummary:
     """Load the sample into schema.cache_entries for the given environments, in one transaction.
 
     A cache_entries table may hold somebody's real data, so by default the load refuses (and
     changes nothing) when the table already holds rows of those environments, or rows equal to
     the legacy noise it would insert ('dev' / 'staging', DEFAULT only); the error names the
-    counts.  Only with ``replace`` does it first delete exactly those rows, nothing else;
-    loading twice with ``replace`` gives the same content.  On an idle connection the
+    counts.  Only with ``replace`` does it first delete exactly those rows, nothing else.  The
+    row stamps end at ``as_of``, by default now (whole seconds): a fresh load is fresh to
+    ``dbt source freshness``.  Loading twice with ``replace`` and the same ``as_of`` gives the
+    same content; by default only the stamps move with the clock.  On an idle connection the
     transaction is committed; inside a transaction the caller's commit decides."""
     started = time.perf_counter()
     say = progress or (lambda _message: None)
@@ -1970,7 +1994,9 @@ def load_sample(
         f"generating {len(_ETFS) * scale:,} ETFs, {len(_THEMES) * scale:,} themes and "
         f"{UNIVERSE_SIZE * scale:,} stocks (scale {scale}, seed {seed})..."
     )
-    everything = generate_entries("DEFAULT", scale, seed, include_legacy_noise=True)
+    if as_of is None:
+        as_of = datetime.now(UTC).replace(microsecond=0)
+    everything = generate_entries("DEFAULT", scale, seed, include_legacy_noise=True, as_of=as_of)
     noise = [e for e in everything if e.environment not in VALID_ENVIRONMENTS]
     rows = [e for e in everything if e.environment in VALID_ENVIRONMENTS]
     generated = time.perf_counter()

@@ -1,0 +1,245 @@
+{#-
+    One run per environment at a time, under plain dbt as under the harness.
+
+    Two `dbt build`s of one environment started at once (an overlapping schedule) used to
+    race on the environment's working relations and on dbt's relation cache, and one failed
+    with `relation "int_definition_groups" already exists`.  A session advisory lock cannot
+    stop that under plain dbt: dbt closes the connection of the on-run-start hooks before
+    the first model runs, and every model gets a fresh one, so no database session lives as
+    long as the run (tests/test_concurrent_runs.py shows it).  So a run claims its
+    environment in a table instead (`python -m validation build` also holds a session lock
+    for its whole invocation, so two harness runs take turns before dbt starts):
+
+    - claim_environment_run (first on-run-start hook) claims the row of its environment in
+      <target schema>.migration_run_claims.  When another run holds it and is alive, this run
+      stops at once, before any model, with a message saying so.  A holder counts as alive
+      while the server runs any statement of its dbt invocation (the query comment carries
+      the invocation id: query_comment_with_invocation); one that shows none for
+      var('run_claim_idle_seconds') seconds (default 5) was stopped, and its claim is taken
+      over.  Waiting instead is not safe under plain dbt: dbt reads the catalog into its
+      relation cache before the hooks, and the run waited for changes it meanwhile.
+    - stale_cached_relations: for the same reason, a run whose cache no longer matches the
+      catalog once it holds the claim (the other run finished just while it started) stops
+      too, changing nothing.
+    - release_environment_run (last on-run-end hook) marks the claim finished.
+
+    Runs of different environments do not stop each other (their working relations live
+    in per-environment schemas; the marts serialise their own writes).
+-#}
+
+{% macro query_comment_with_invocation(connection_name, node) -%}
+    {#- dbt's default query comment plus the invocation id, so other runs can see this one. -#}
+    {%- set comment = {
+        'app': 'dbt',
+        'dbt_version': dbt_version,
+        'profile_name': target.get('profile_name'),
+        'target_name': target.get('target_name'),
+        'invocation_id': invocation_id,
+    } -%}
+    {%- if node is not none -%}
+        {%- do comment.update({'node_id': node.unique_id}) -%}
+    {%- else -%}
+        {%- do comment.update({'connection_name': connection_name}) -%}
+    {%- endif -%}
+    {{ return(tojson(comment)) }}
+{%- endmacro %}
+
+
+{% macro run_claims_relation() -%}
+    {{ adapter.quote(target.schema) }}.migration_run_claims
+{%- endmacro %}
+
+
+{% macro claim_environment_run() %}
+    {#- Only commands that build models claim (source freshness, docs generate, test … read). -#}
+    {%- if not execute or flags.WHICH not in ('build', 'run') -%}
+        {{ return('select 1 /* this command builds no model: no claim */') }}
+    {%- endif -%}
+    {%- set environment = migration_environment() -%}
+    {%- set idle_seconds = var('run_claim_idle_seconds', 5) | float -%}
+    {%- set poll_seconds = 0.25 -%}
+    {%- set idle_polls = (idle_seconds / poll_seconds) | round(0, 'ceil') | int -%}
+
+    {%- set claims_exist = run_query(
+        "select to_regclass(" ~ sql_literal(run_claims_relation() | trim) ~ ") is not null"
+    ).rows[0][0] -%}
+    {%- if not claims_exist -%}
+    {#- the first build of a schema creates the table; later runs do no DDL here -#}
+    {%- call statement('create_run_claims') -%}
+        select pg_advisory_xact_lock(hashtext('sprint59_migration.run_claims'));
+        create schema if not exists {{ adapter.quote(target.schema) }};
+        create table if not exists {{ run_claims_relation() }} (
+            environment varchar(10) primary key,
+            invocation_id text not null,
+            claimed_at timestamp without time zone not null,
+            finished_at timestamp without time zone
+        );
+        comment on table {{ run_claims_relation() }} is
+            'Which dbt run holds each environment (finished_at NULL: in progress); one run per environment at a time.';
+    {%- endcall -%}
+    {%- endif -%}
+
+    {%- set state = {'claimed': false, 'idle': 0, 'holder': none, 'take_over': ''} -%}
+    {%- for poll in range(idle_polls + 2) -%}
+        {%- set row = run_query(claim_attempt_sql(environment, state['take_over'])).rows[0] -%}
+        {%- if row[0] > 0 -%}
+            {%- do state.update({'claimed': true}) -%}
+            {%- break -%}
+        {%- endif -%}
+        {%- if row[1] is not none and row[1] != state['holder'] -%}
+            {%- do state.update({'holder': row[1], 'idle': 0, 'take_over': ''}) -%}
+        {%- endif -%}
+        {%- if row[3] -%}
+            {{ exceptions.raise_compiler_error(
+                "Another run of environment " ~ environment ~ " is in progress (dbt invocation "
+                ~ row[1] ~ ", started " ~ row[2] ~ " UTC); this run stopped before changing "
+                ~ "anything. Run it again when that run has finished."
+            ) }}
+        {%- endif -%}
+        {%- do state.update({'idle': state['idle'] + 1}) -%}
+        {%- if state['holder'] is not none and state['idle'] >= idle_polls -%}
+            {{ log(
+                "The run holding " ~ environment ~ " (dbt invocation " ~ state['holder']
+                ~ ") has run no statement for " ~ idle_seconds ~ " s: it was stopped; "
+                ~ "taking over its claim.", info=true
+            ) }}
+            {%- do state.update({'take_over': state['holder']}) -%}
+        {%- else -%}
+            {%- do run_query('select pg_sleep(' ~ poll_seconds ~ ')') -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {%- if not state['claimed'] -%}
+        {{ exceptions.raise_compiler_error(
+            "Another run of environment " ~ environment ~ " holds it (dbt invocation "
+            ~ state['holder'] ~ "); this run stopped before changing anything. Run it again."
+        ) }}
+    {%- endif -%}
+
+    {%- set stale = stale_cached_relations() -%}
+    {%- if stale -%}
+        {%- do run_query(release_environment_run()) -%}
+        {{ exceptions.raise_compiler_error(
+            "Another run of environment " ~ environment ~ " changed its relations while this "
+            ~ "run was starting (it finished or stopped just now): " ~ stale | join(', ')
+            ~ ". This run stopped before changing anything; run it again."
+        ) }}
+    {%- endif -%}
+    {{ return(
+        "select 1 /* " ~ environment ~ " claimed by dbt invocation " ~ invocation_id ~ " */"
+    ) }}
+{% endmacro %}
+
+
+{% macro claim_attempt_sql(environment, take_over) %}
+    {#-
+        One attempt, in one statement (hooks run outside a transaction, so it commits on its
+        own): claim the environment when it is free (no row, or the holder finished), already
+        ours, or held by the dead run being taken over; ON CONFLICT makes two attempts at once
+        safe (the second waits for the first's row, then finds it taken).  Returns whether it
+        claimed, the holder, since when, and whether the server runs any statement of the
+        holder's invocation.
+    -#}
+    with holder as (
+        select invocation_id, claimed_at
+        from {{ run_claims_relation() }}
+        where environment = '{{ environment }}' and finished_at is null
+    ),
+
+    attempt as (
+        insert into {{ run_claims_relation() }} as claims (environment, invocation_id, claimed_at)
+        values (
+            '{{ environment }}', '{{ invocation_id }}', clock_timestamp() at time zone 'UTC'
+        )
+        on conflict (environment) do update set
+            invocation_id = excluded.invocation_id,
+            claimed_at = excluded.claimed_at,
+            finished_at = null
+        where
+            claims.finished_at is not null
+            or claims.invocation_id = excluded.invocation_id
+            or claims.invocation_id = '{{ take_over }}'
+        returning 1
+    )
+
+    select
+        (select count(*) from attempt) as claimed,
+        (select invocation_id from holder) as holder,
+        (select date_trunc('second', claimed_at)::text from holder) as holder_since,
+        exists (
+            select 1
+            from pg_stat_activity
+            where
+                pid <> pg_backend_pid()
+                and datname = current_database()
+                and position((select invocation_id from holder) in query) > 0
+        ) as holder_is_running
+{% endmacro %}
+
+
+{% macro stale_cached_relations() %}
+    {#-
+        The relations of this project whose existence in dbt's relation cache, read before
+        the on-run-start hooks, no longer matches the catalog: another run of this
+        environment that finished or stopped in between changed them.  Building on such a
+        cache fails half-way ("relation ... already exists"), so the run stops first.
+    -#}
+    {%- set nodes = graph.nodes.values()
+        | selectattr('resource_type', 'in', ['model', 'seed', 'snapshot'])
+        | rejectattr('config.materialized', 'equalto', 'ephemeral')
+        | list -%}
+    {%- set schemas = nodes | map(attribute='schema') | unique | list -%}
+    {%- set catalog = run_query(
+        "select n.nspname || '.' || c.relname "
+        ~ "from pg_class as c join pg_namespace as n on n.oid = c.relnamespace "
+        ~ "where c.relkind in ('r', 'p', 'v', 'm') and n.nspname in ('"
+        ~ schemas | join("', '") ~ "')"
+    ) -%}
+    {%- set present = catalog.columns[0].values() | list -%}
+    {%- set stale = [] -%}
+    {%- for node in nodes -%}
+        {%- set cached = adapter.get_relation(
+            database=node.database, schema=node.schema, identifier=node.alias
+        ) -%}
+        {%- if (cached is none) == ((node.schema ~ '.' ~ node.alias) in present) -%}
+            {%- do stale.append(node.schema ~ '.' ~ node.alias) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {{ return(stale) }}
+{% endmacro %}
+
+
+{% macro release_environment_run() %}
+    {#- Last on-run-end hook: the claim is finished (only this invocation's own claim). -#}
+    {%- if not execute or flags.WHICH not in ('build', 'run') -%}
+        {{ return('select 1 /* this command made no claim */') }}
+    {%- endif -%}
+    do $release$
+    begin
+        if to_regclass('{{ run_claims_relation() | replace("'", "''") }}') is not null then
+            update {{ run_claims_relation() }}
+            set finished_at = clock_timestamp() at time zone 'UTC'
+            where
+                environment = '{{ migration_environment() }}'
+                and invocation_id = '{{ invocation_id }}'
+                and finished_at is null;
+        end if;
+    end
+    $release$
+{% endmacro %}
+
+
+{% macro postgres__create_schema(relation) -%}
+    {#-
+        dbt's own, serialised: dbt creates missing schemas before any hook, and two runs
+        creating one schema at once make the second fail on pg_namespace's unique index
+        (CREATE SCHEMA IF NOT EXISTS checks before it inserts).  The transaction lock makes
+        the second wait for the first's commit, and then find the schema.
+    -#}
+    {%- if relation.database -%}
+        {{ adapter.verify_database(relation.database) }}
+    {%- endif -%}
+    {%- call statement('create_schema') -%}
+        select pg_advisory_xact_lock(hashtext('sprint59_migration.create_schema'));
+        create schema if not exists {{ relation.without_identifier().include(database=False) }}
+    {%- endcall -%}
+{% endmacro %}
