@@ -60,14 +60,18 @@
     {%- set poll_seconds = 0.25 -%}
     {%- set idle_polls = (idle_seconds / poll_seconds) | round(0, 'ceil') | int -%}
 
-    {%- set claims_exist = run_query(
-        "select to_regclass(" ~ sql_literal(run_claims_relation() | trim) ~ ") is not null"
-    ).rows[0][0] -%}
-    {%- if not claims_exist -%}
-    {#- the first build of a schema creates the table; later runs do no DDL here -#}
+    {%- set found = run_query(
+        "select to_regclass(" ~ sql_literal(run_claims_relation() | trim) ~ ") is not null,"
+        ~ " to_regnamespace(" ~ sql_literal(adapter.quote(target.schema)) ~ ") is not null"
+    ).rows[0] -%}
+    {%- if not found[0] -%}
+    {#- the first build of a schema creates the table; later runs do no DDL here (and a
+        schema a DBA made is used as it is: CREATE SCHEMA needs CREATE on the database) -#}
     {%- call statement('create_run_claims') -%}
         select pg_advisory_xact_lock(hashtext('sprint59_migration.run_claims'));
+        {%- if not found[1] %}
         create schema if not exists {{ adapter.quote(target.schema) }};
+        {%- endif %}
         create table if not exists {{ run_claims_relation() }} (
             environment varchar(10) primary key,
             invocation_id text not null,

@@ -567,7 +567,7 @@ def test_a_load_is_stamped_back_from_its_own_time(pg_dsn: str) -> None:
         after = datetime.now(UTC)
         now_stamps = [row[0] for row in conn.execute(stamps)]
         values = conn.execute("select type, key, value from cache_entries order by id").fetchall()
-        load_sample(conn, as_of=later)
+        load_sample(conn, as_of=later, replace=True)
         later_stamps = [row[0] for row in conn.execute(stamps)]
     assert before <= max(now_stamps) <= after
     assert max(later_stamps) == later

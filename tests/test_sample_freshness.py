@@ -25,7 +25,9 @@ def test_a_freshly_loaded_sample_is_fresh_and_an_old_one_is_an_error(dbt_project
 
     # the same sample, last written 10 hours ago: fresh under the default limits (36 h warn,
     # 168 h error), an error once the limits say 2 h / 5 h
-    load_sample(conn, environments=("DEFAULT",), as_of=datetime.now(UTC) - timedelta(hours=10))
+    load_sample(
+        conn, environments=("DEFAULT",), replace=True, as_of=datetime.now(UTC) - timedelta(hours=10)
+    )
     assert _status(dbt_project) == "pass"
     limits = {"freshness_warn_after_hours": 2, "freshness_error_after_hours": 5}
     assert _status(dbt_project, variables=limits, expect_success=False) == "error"
@@ -33,5 +35,7 @@ def test_a_freshly_loaded_sample_is_fresh_and_an_old_one_is_an_error(dbt_project
     assert _status(dbt_project, variables=limits) == "warn"
 
     # eight days old: past the default error limit
-    load_sample(conn, environments=("DEFAULT",), as_of=datetime.now(UTC) - timedelta(days=8))
+    load_sample(
+        conn, environments=("DEFAULT",), replace=True, as_of=datetime.now(UTC) - timedelta(days=8)
+    )
     assert _status(dbt_project, expect_success=False) == "error"

@@ -11,6 +11,7 @@ two ways alternate, so a machine that gets busier affects both alike.  Writes
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -26,6 +27,7 @@ from validation.connection import PROJECT_ROOT, connect
 from validation.dbt import dbt_environment
 from validation.errors import UserFacingError
 from validation.ownership import drop_owned_database, recreate_owned_database
+from validation.timings import load_average
 
 DATABASE = "bench_environments"
 JSON_NAME = "benchmark_environments.json"
@@ -79,6 +81,7 @@ def run(
 ) -> dict[str, Any]:
     """Measure and write the report; returns it."""
     database = {**settings, "PGDATABASE": DATABASE}
+    load_before = load_average()
     recreate_owned_database(settings, DATABASE, "benchmark")
     scratch = tempfile.TemporaryDirectory(prefix="bench_environments_")
     work = Path(scratch.name)  # dbt's artifacts and logs of the measured builds
@@ -114,6 +117,9 @@ def run(
         "one_call_seconds": figures["one_call"],
         "four_calls_seconds": figures["four_calls"],
         "four_calls_per_call_seconds": per_call,
+        "load_average_before": list(load_before) if load_before else None,
+        "load_average_after": list(load) if (load := load_average()) else None,
+        "cpus": os.cpu_count(),
         "one_call_median": statistics.median(figures["one_call"]),
         "four_calls_median": statistics.median(figures["four_calls"]),
     }
@@ -121,6 +127,10 @@ def run(
     (out_dir / JSON_NAME).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     (out_dir / MARKDOWN_NAME).write_text(render(report), encoding="utf-8")
     return report
+
+
+def _loads(values: Any) -> str:
+    return " / ".join(f"{v:.2f}" for v in values) if values else "unknown"
 
 
 def render(report: Mapping[str, Any]) -> str:
@@ -144,6 +154,11 @@ def render(report: Mapping[str, Any]) -> str:
             f"| saved by one call | {four - one:.1f} s ({(four - one) / four:.0%}) | |",
             "",
             "One call imports dbt once; four calls pay Python's and dbt's start-up four times.",
+            "",
+            f"Machine: {report.get('cpus', '?')} CPUs; load average (1 / 5 / 15 min) "
+            f"{_loads(report.get('load_average_before'))} before the runs and "
+            f"{_loads(report.get('load_average_after'))} after: compare the two ways with "
+            "each other, not with figures of another day.",
             "",
         ]
     )
