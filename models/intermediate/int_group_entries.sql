@@ -15,7 +15,7 @@
     found with adapter.get_relation (a ref would be a cycle: it is downstream).
 -#}
 {%- set environment = migration_environment() -%}
-{%- set published_groups = adapter.get_relation(this.database, target.schema, 'definition_groups') -%}
+{%- set published_groups = adapter.get_relation(target.database, target.schema, 'definition_groups') -%}
 
 with
 

@@ -181,8 +181,11 @@ final as (
             else entry_value
         end as entry_value_without_members,
         content_checksum,
-        md5(concat_ws('|', cache_type, entry_key, group_type, member_list_path, content_checksum))
-            as member_list_checksum,
+        -- with the readers' version: a release that reads elements differently unnests again
+        md5(concat_ws(
+            '|', cache_type, entry_key, group_type, member_list_path, content_checksum,
+            '{{ reader_version() }}'
+        )) as member_list_checksum,
         entry_value_json_type
 
     from read_member_lists

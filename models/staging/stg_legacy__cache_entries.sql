@@ -16,9 +16,11 @@ renamed as (
         id as cache_entry_id,
         -- look-alike spellings (ETF_HOLDINGS, 'etf_holdings ') read as the mapped type; only
         -- A-Z are lower-cased, so no locale can turn another letter into a mapped type
+        -- (the column's own type, varchar(50): the incremental models that store it compare
+        -- their column types on every run)
         translate(
             btrim(type, E' \t\r\n'), 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz'
-        ) as cache_type,
+        )::varchar(50) as cache_type,
         type as raw_cache_type,
         type <> translate(
             btrim(type, E' \t\r\n'), 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz'
