@@ -2,11 +2,20 @@
     every intermediate model refreshes. -#}
 
 {% macro mapping_checksum(mappings) -%}
-    {#- md5 of one cache_type_mappings row: a changed mapping makes its entries be read again -#}
+    {#-
+        md5 of one cache_type_mappings row and of the version of the rules that read an entry
+        (reader_version): a changed mapping, or a release that reads entries differently (v2:
+        a universe's every member list), makes its entries be read again on the next run.
+    -#}
     md5(concat_ws(
         '|', {{ mappings }}.cache_type, {{ mappings }}.group_type, {{ mappings }}.name_prefix,
-        {{ mappings }}.description_source, {{ mappings }}.member_source
+        {{ mappings }}.description_source, {{ mappings }}.member_source, '{{ reader_version() }}'
     ))
+{%- endmacro %}
+
+
+{% macro reader_version() -%}
+    v2
 {%- endmacro %}
 
 

@@ -25,37 +25,84 @@
 {% macro parse_iso_timestamp(text_expression) -%}
     {#-
         An ISO-8601 date or timestamp text as a UTC `timestamp`, or NULL when the text is not a
-        real calendar instant.  PostgreSQL 15 has no pg_input_is_valid, and one bad cast (say
-        '2025-02-30') would abort the whole build.  PostgreSQL does not promise the order in
-        which AND operands run, so each guard is a nested CASE: a cast only ever sees text
-        that passed the checks before it.
+        real calendar instant PostgreSQL accepts.  PostgreSQL 15 has no pg_input_is_valid, and
+        one bad cast ('2025-02-30', or an offset beyond +-15:59 such as '+16:00') aborts the
+        whole build, so every field is checked before any cast: year 1-9999, month 1-12, a day
+        that exists in that month, hour < 24, minute and second < 60, offset hours <= 15 and
+        offset minutes < 60.  PostgreSQL does not promise the order in which AND operands run,
+        so each guard is a nested CASE: a cast only ever sees text that passed the checks
+        before it.  The fields are captured once (regexp_match) in a scalar subquery.
     -#}
-    {%- set t = text_expression -%}
-    case
-        when {{ t }} ~ '^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}(:?\d{2})?)?)?$'
-            then case
-                when substr({{ t }}, 1, 4)::int between 1 and 9999
-                    and substr({{ t }}, 6, 2)::int between 1 and 12
-                    and coalesce(nullif(substr({{ t }}, 12, 2), '')::int, 0) < 24
-                    and coalesce(nullif(substr({{ t }}, 15, 2), '')::int, 0) < 60
-                    and coalesce(nullif(substr({{ t }}, 18, 2), '')::int, 0) < 60
+    (
+        select
+            case
+                when iso.parts is not null
                     then case
-                        when substr({{ t }}, 9, 2)::int between 1 and extract(day from (
-                            make_date(substr({{ t }}, 1, 4)::int, substr({{ t }}, 6, 2)::int, 1)
-                            + interval '1 month - 1 day'
-                        ))
+                        when iso.parts[1]::int between 1 and 9999
+                            and iso.parts[2]::int between 1 and 12
+                            and coalesce(iso.parts[4]::int, 0) < 24
+                            and coalesce(iso.parts[5]::int, 0) < 60
+                            and coalesce(iso.parts[6]::int, 0) < 60
+                            and coalesce(iso.parts[9]::int, 0) <= 15
+                            and coalesce(iso.parts[10]::int, 0) < 60
                             then case
-                                when {{ t }} ~ '\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}(:?\d{2})?)$'
-                                    then ({{ t }})::timestamptz at time zone 'UTC'
-                                else ({{ t }})::timestamp
+                                when iso.parts[3]::int between 1 and extract(day from (
+                                    make_date(iso.parts[1]::int, iso.parts[2]::int, 1)
+                                    + interval '1 month - 1 day'
+                                ))
+                                    then case
+                                        when iso.parts[7] is not null
+                                            then iso.stamp::timestamptz at time zone 'UTC'
+                                        else iso.stamp::timestamp
+                                    end
                             end
                     end
             end
-    end
+        from (
+            select
+                {{ text_expression }} as stamp,
+                regexp_match(
+                    {{ text_expression }},
+                    '^(\d{4})-(\d{2})-(\d{2})'
+                    '(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,6})?)?(Z|([+-])(\d{2})(?::?(\d{2}))?)?)?$'
+                ) as parts
+        ) as iso
+    )
+{%- endmacro %}
+
+
+{% macro invisible_characters() -%}
+    {#-
+        A regular-expression bracket of the characters that show nothing: white space
+        (ASCII and Unicode: NBSP, the U+2000 spaces, line and paragraph separators, ideographic
+        space, ...), format characters (soft hyphen, zero-width space / joiners, direction
+        marks and isolates, word joiner, BOM, tags, ...) and the Hangul fillers.
+    -#}
+    '[\s\u0085\u00a0\u00ad\u034f\u061c\u115f\u1160\u1680\u180e\u2000-\u200f\u2028-\u202f\u205f-\u206f\u3000\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff9-\ufffb]'
+{%- endmacro %}
+
+
+{% macro is_invisible(text_expression) -%}
+    {#- True when the text is empty once every invisible character is removed (NULL counts). -#}
+    coalesce(regexp_replace({{ text_expression }}, {{ invisible_characters() }}, '', 'g') = '', true)
 {%- endmacro %}
 
 
 {% macro is_valid_symbol(symbol_expression) -%}
     {#- 1–10 characters of A–Z, 0–9, '.' and '-', starting with a letter or digit. -#}
     coalesce({{ symbol_expression }} ~ '^[A-Z0-9][A-Z0-9.-]{0,9}$', false)
+{%- endmacro %}
+
+
+{% macro is_migrated_group(metadata_expression) -%}
+    {#-
+        True for a definition_groups row this migration built: its metadata.source names the
+        cache type and key it came from.  Rows without it (inserted by legacy scripts) are
+        never updated or deleted by a run, and keep their names.
+    -#}
+    coalesce(
+        ({{ metadata_expression }} -> 'source' ->> 'type') is not null
+        and ({{ metadata_expression }} -> 'source' ->> 'key') is not null,
+        false
+    )
 {%- endmacro %}

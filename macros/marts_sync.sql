@@ -90,6 +90,33 @@
         {%- endif %}
     ),
 
+    sector_groups as (
+        select * from environment_groups
+        where environment_groups.type = 'SECTOR'
+    ),
+
+    {%- if memberships_relation is not none %}
+
+    vanished_stock_symbols as (
+        -- SECTOR members with no current stock behind them: their entry was re-keyed, moved
+        -- or deleted in a way that left no tombstone (a change in place, a --full-refresh of
+        -- int_stock_sectors); one anti-join over the environment's SECTOR memberships
+        select distinct group_memberships.symbol
+        from {{ memberships_relation }} as group_memberships
+        inner join sector_groups
+            on group_memberships.group_id = sector_groups.id
+        where not exists (
+            select 1
+            from {{ ref('int_stock_sectors') }} as stock_sectors
+            where
+                stock_sectors.symbol = group_memberships.symbol
+                and not stock_sectors.is_removed
+                and stock_sectors.stock_problem is null
+        )
+    ),
+
+    {%- endif %}
+
     changed_stock_symbols as (
         select distinct stock_sectors.symbol
         from {{ ref('int_stock_sectors') }} as stock_sectors
@@ -98,11 +125,10 @@
             stock_sectors.changed_batch
             > coalesce({{ watermark('definition_groups.stocks') }}, -1)
         {%- endif %}
-    ),
-
-    sector_groups as (
-        select * from environment_groups
-        where environment_groups.type = 'SECTOR'
+        {%- if memberships_relation is not none %}
+        union
+        select vanished_stock_symbols.symbol from vanished_stock_symbols
+        {%- endif %}
     ),
 
     desired_list_memberships as (
@@ -338,7 +364,8 @@
     from {{ this }} as definition_groups
     where
         definition_groups.environment = '{{ migration_environment() }}'
-        and definition_groups.metadata ? 'source'
+        -- never a row this migration did not build (a legacy script's insert)
+        and {{ is_migrated_group('definition_groups.metadata') }}
         and not exists (
             select 1
             from {{ ref('int_definition_groups') }} as desired_groups

@@ -26,6 +26,7 @@ import psycopg
 from conftest import PROJECT_ROOT, DbtProject, DbtRunFailed, PgServer
 from hypothesis import strategies as st
 from legacy_cache import BASE_TIME, LegacyCache, Published, published, small_cache
+from psycopg import sql
 
 from validation.sample import ensure_table
 
@@ -504,6 +505,247 @@ class SetLastUpdated(Change):
         return f"{row.type}:{row.key} last_updated {self.stamp!r}"
 
 
+@dataclass(frozen=True)
+class EditInPlace(Change):
+    """An UPDATE of the row's key, type or environment in place (same id, same stamps): what
+    a hand-run fix does, and what no delete-and-re-insert shows.  Every entry type,
+    stock_metadata included."""
+
+    pick: int
+    column: str  # "key", "type" or "environment"
+    value: str
+
+    def apply(self, source: Source) -> str:
+        row = source.pick(self.pick)
+        if row is None:
+            return "nothing to edit"
+        leaving = row.normalised_environment
+        if (
+            self.column != "key"
+            and row.type != "stock_metadata"
+            and source.mapped_entries_in(leaving) <= 3
+        ):
+            return "kept (its environment would be almost empty)"
+        try:
+            with source.conn.transaction():
+                source.conn.execute(
+                    sql.SQL("update public.cache_entries set {} = %s where id = %s").format(
+                        sql.Identifier(self.column)
+                    ),
+                    (self.value, row.id),
+                )
+        except psycopg.errors.UniqueViolation:
+            return f"{row.type}:{row.key} {self.column} := {self.value!r} (conflict)"
+        return f"{row.type}:{row.key} ({row.environment}) {self.column} := {self.value!r} in place"
+
+
+@dataclass(frozen=True)
+class Reinsert(Change):
+    """Deleted and inserted again with the same content (new id, new stamps)."""
+
+    pick: int
+
+    def apply(self, source: Source) -> str:
+        row = source.pick(self.pick)
+        if row is None:
+            return "nothing to re-insert"
+        source.rewrite(row)
+        return f"{row.type}:{row.key} ({row.environment}) deleted and re-inserted"
+
+
+@dataclass(frozen=True)
+class ContestName(Change):
+    """One of two entries that both become the CUSTOM group `etf_late`: which arrives first
+    is up to the sequence."""
+
+    cache_type: str  # "etf_universe" (key late) or "stock_universe" (key etf_late)
+    environment: str
+    symbols: tuple[Any, ...]
+
+    def apply(self, source: Source) -> str:
+        key = "late" if self.cache_type == "etf_universe" else "etf_late"
+        value = {"symbols": list(self.symbols)}
+        done = source.insert(self.cache_type, key, "Contested", value, self.environment)
+        return f"{self.cache_type}:{key} ({self.environment}) " + (
+            "arrives" if done else "not added (exists)"
+        )
+
+
+@dataclass(frozen=True)
+class AddMultiListEntry(Change):
+    """A universe whose value has several member lists (symbols, stocks, etfs)."""
+
+    cache_type: str
+    key: str
+    lists: tuple[tuple[str, tuple[Any, ...]], ...]
+    environment: str
+
+    def apply(self, source: Source) -> str:
+        value: dict[str, Any] = {}
+        for name, symbols in self.lists:
+            value[name] = [s if name == "symbols" else {"ticker": s} for s in symbols]
+        done = source.insert(self.cache_type, self.key, "Several lists", value, self.environment)
+        return f"{self.cache_type}:{self.key} {sorted(value)} " + ("added" if done else "exists")
+
+
+@dataclass(frozen=True)
+class ArbitraryJson(Change):
+    """Any JSON (hypothesis's recursive strategy) in one field of an entry of any type."""
+
+    pick: int
+    field: str  # "(value)", "(element)" or a key of the value
+    value: Any
+
+    def apply(self, source: Source) -> str:
+        row = source.pick(self.pick)
+        if row is None:
+            return "nothing to change"
+        if self.field == "(value)":
+            new: Any = self.value
+        elif self.field == "(element)":
+            found = members_of(row)
+            if found is None:
+                return f"{row.type}:{row.key} has no list"
+            members, shaped = found
+            at = self.pick % (len(members) + 1)
+            new = shaped([*members[:at], self.value, *members[at + 1 :]])
+        else:
+            base = row.value if isinstance(row.value, dict) else {}
+            new = {**base, self.field: self.value}
+        source.rewrite(row, value=new)
+        return f"{row.type}:{row.key} {self.field} = {self.value!r}"
+
+
+@dataclass(frozen=True)
+class LegacyGroupRow(Change):
+    """A legacy script inserts a group (no metadata.source) and a member into the tables."""
+
+    name: str
+    group_type: str
+    environment: str
+
+    def apply(self, source: Source) -> str:
+        try:
+            with source.conn.transaction():
+                found = source.conn.execute(
+                    "insert into public.definition_groups"
+                    " (name, type, description, metadata, environment)"
+                    " values (%s, %s, 'inserted by a script', '{\"by\": \"script\"}', %s)"
+                    " returning id",
+                    (self.name, self.group_type, self.environment),
+                ).fetchone()
+                assert found is not None
+                source.conn.execute(
+                    "insert into public.group_memberships (group_id, symbol, metadata)"
+                    " values (%s, 'AAPL', '{\"position\": \"top\"}')",
+                    (found[0],),
+                )
+        except psycopg.errors.UniqueViolation:
+            return f"legacy row {self.group_type} {self.name!r} not inserted (name taken)"
+        return f"legacy script inserts {self.group_type} {self.name!r} ({self.environment})"
+
+
+def json_values() -> st.SearchStrategy[Any]:
+    """Any JSON PostgreSQL can store (no NUL, no lone surrogate), small."""
+    text = st.text(
+        alphabet=st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)),
+        max_size=8,
+    )
+    scalars = st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(min_value=-(10**20), max_value=10**20),
+        st.floats(allow_nan=False, allow_infinity=False),
+        text,
+        st.sampled_from(["AAPL", "msft", "2025-02-30", "2025-12-05T10:00:00+16:00"]),
+    )
+    return st.recursive(
+        scalars,
+        lambda children: st.one_of(
+            st.lists(children, max_size=3), st.dictionaries(text, children, max_size=3)
+        ),
+        max_leaves=6,
+    )
+
+
+def wide_changes() -> st.SearchStrategy[Change]:
+    """changes() plus the hostile alphabet: in-place edits of key, type and environment for
+    every entry type, re-inserts, the arrival order of colliding names, legacy rows in the
+    target tables, several member lists, and arbitrary JSON in every field."""
+    picks = st.integers(min_value=0, max_value=40)
+    environments = st.sampled_from(["DEFAULT", "PROD"])
+    symbol_lists = st.lists(st.sampled_from(SYMBOLS), min_size=0, max_size=3).map(tuple)
+    hostile = st.one_of(
+        st.builds(
+            EditInPlace,
+            pick=picks,
+            column=st.just("key"),
+            value=st.sampled_from(["OXY", "XOM", "etf_late", "renamed_key", "\u200b", "SPY"]),
+        ),
+        st.builds(
+            EditInPlace,
+            pick=picks,
+            column=st.just("type"),
+            value=st.sampled_from(
+                ["stock_metadata", "etf_holdings", "ETF_HOLDINGS", "etf_universe ", "retired"]
+            ),
+        ),
+        st.builds(
+            EditInPlace,
+            pick=picks,
+            column=st.just("environment"),
+            value=st.sampled_from(["PROD", "DEFAULT", "prod ", "dev"]),
+        ),
+        st.builds(Reinsert, pick=picks),
+        st.builds(
+            ContestName,
+            cache_type=st.sampled_from(["etf_universe", "stock_universe"]),
+            environment=environments,
+            symbols=symbol_lists,
+        ),
+        st.builds(
+            AddMultiListEntry,
+            cache_type=st.sampled_from(["stock_universe", "etf_universe"]),
+            key=st.sampled_from(["multi", "theme_crypto"]),
+            lists=st.lists(
+                st.tuples(st.sampled_from(["symbols", "stocks", "etfs"]), symbol_lists),
+                min_size=2,
+                max_size=3,
+                unique_by=lambda pair: pair[0],
+            ).map(tuple),
+            environment=environments,
+        ),
+        st.builds(
+            ArbitraryJson,
+            pick=picks,
+            field=st.sampled_from(
+                [
+                    "(value)",
+                    "(element)",
+                    "last_updated",
+                    "sector",
+                    "industry",
+                    "description",
+                    "holdings",
+                    "symbols",
+                    "stocks",
+                    "source",
+                    "legacy_source",
+                    "market_cap_threshold",
+                ]
+            ),
+            value=json_values(),
+        ),
+        st.builds(
+            LegacyGroupRow,
+            name=st.sampled_from(["NEWETF", "SPY", "etf_late", "energy"]),
+            group_type=st.sampled_from(["ETF", "CUSTOM", "SECTOR"]),
+            environment=environments,
+        ),
+    )
+    return st.one_of(changes(), hostile)
+
+
 def changes() -> st.SearchStrategy[Change]:
     """Every kind of source change, with arguments that shrink towards simple ones."""
     picks = st.integers(min_value=0, max_value=40)
@@ -651,12 +893,55 @@ def copy_cache(rows: Iterable[tuple[Any, ...]], conn: psycopg.Connection) -> Non
         )
 
 
+LEGACY_ROWS_SQL = """
+select g.name, g.type, g.description, g.metadata::text, g.environment,
+       coalesce((select json_agg(json_build_array(m.symbol, m.weight, m.metadata)
+                                 order by m.symbol)::text
+                 from public.group_memberships m where m.group_id = g.id), '[]')
+from public.definition_groups g
+where not coalesce(g.metadata -> 'source' ->> 'type' is not null
+                   and g.metadata -> 'source' ->> 'key' is not null, false)
+order by g.id
+"""
+
+
+def legacy_rows(conn: psycopg.Connection) -> tuple[tuple[Any, ...], ...]:
+    """The rows a legacy script put into the two tables (groups without metadata.source)."""
+    return tuple(conn.execute(LEGACY_ROWS_SQL).fetchall())
+
+
+def insert_legacy_rows(conn: psycopg.Connection, rows: Iterable[tuple[Any, ...]]) -> None:
+    for name, group_type, description, metadata, environment, members in rows:
+        found = conn.execute(
+            "insert into public.definition_groups (name, type, description, metadata, environment)"
+            " values (%s, %s, %s, %s::jsonb, %s) returning id",
+            (name, group_type, description, metadata, environment),
+        ).fetchone()
+        assert found is not None
+        for symbol, weight, member_metadata in json.loads(members):
+            conn.execute(
+                "insert into public.group_memberships (group_id, symbol, weight, metadata)"
+                " values (%s, %s, %s, %s::jsonb)",
+                (found[0], symbol, weight, json.dumps(member_metadata)),
+            )
+
+
 def fresh_build(
-    pg_server: PgServer, project: DbtProject, target: str, rows: Iterable[tuple[Any, ...]]
+    pg_server: PgServer,
+    project: DbtProject,
+    target: str,
+    rows: Iterable[tuple[Any, ...]],
+    legacy: tuple[tuple[Any, ...], ...] = (),
 ) -> Published:
-    """Build the two tables from nothing, for one target, on a recreated database."""
+    """Build the two tables from nothing, for one target, on a recreated database.  Rows a
+    legacy script inserted into the tables are there first (a build of an empty cache
+    creates the tables for them)."""
     pg_server.recreate_database(project.settings["PGDATABASE"])
     with connect(project.settings) as conn:
+        if legacy:
+            copy_cache((), conn)
+            project.build(target, args=REFERENCE_ARGS)
+            insert_legacy_rows(conn, legacy)
         copy_cache(rows, conn)
         project.build(target, args=REFERENCE_ARGS)
         return published(conn)
@@ -674,9 +959,9 @@ def _reference_worker(
         dbt._manifest(target)  # parse while the parent builds its template
     pipe.send(("ready", None))
     while (message := pipe.recv()) is not None:
-        target, rows = message
+        target, rows, legacy = message
         try:
-            pipe.send(("ok", fresh_build(pg_server, dbt, target, rows)))
+            pipe.send(("ok", fresh_build(pg_server, dbt, target, rows, legacy)))
         except Exception as exc:
             pipe.send(("error", f"{type(exc).__name__}: {exc}"))
 
@@ -697,11 +982,16 @@ class ReferenceWorker:
         self.process.start()
         self.ready = False
 
-    def submit(self, target: str, rows: tuple[tuple[Any, ...], ...]) -> None:
+    def submit(
+        self,
+        target: str,
+        rows: tuple[tuple[Any, ...], ...],
+        legacy: tuple[tuple[Any, ...], ...] = (),
+    ) -> None:
         if not self.ready:
             self._receive()
             self.ready = True
-        self.pipe.send((target, rows))
+        self.pipe.send((target, rows, legacy))
 
     def result(self) -> Published:
         return self._receive()
@@ -776,23 +1066,30 @@ class Harness:
         self.pg_server.clone_database(self.template_name, self.incremental_name)
         return connect(self.incremental.settings)
 
-    def build(self, target: str, variables: Mapping[str, Any] | None = None) -> None:
+    def build(
+        self,
+        target: str,
+        variables: Mapping[str, Any] | None = None,
+        *,
+        full_refresh: bool = False,
+    ) -> None:
         self.builds += 1
-        self.incremental.build(target, args=self.build_args, variables=variables)
+        args = (*self.build_args, "--full-refresh") if full_refresh else self.build_args
+        self.incremental.build(target, args=args, variables=variables)
 
     def start_fresh_build(self, conn: psycopg.Connection, target: str) -> None:
         """Start (in the worker) what a first build on an empty database makes of this cache."""
-        key = (target, cache_content(conn, ENVIRONMENTS[target]))
+        key = (target, cache_content(conn, ENVIRONMENTS[target]), legacy_rows(conn))
         self.pending = key
         if key not in self.references:
             self.reference_builds += 1
             if self.worker is not None:
-                self.worker.submit(target, key[1])
+                self.worker.submit(target, key[1], key[2])
                 self.references[key] = None  # type: ignore[assignment]
             else:
                 assert self.local_reference is not None
                 self.references[key] = fresh_build(
-                    self.pg_server, self.local_reference, target, key[1]
+                    self.pg_server, self.local_reference, target, key[1], key[2]
                 )
 
     def fresh_build(self) -> Published:
@@ -874,10 +1171,10 @@ def other_environments(state: Published, environment: str) -> dict[str, dict[Any
     }
 
 
-def build_outcome(harness: Harness, target: str) -> str:
+def build_outcome(harness: Harness, target: str, *, full_refresh: bool = False) -> str:
     """Run the incremental build; 'built', or 'guarded' when the mass-delete guard refused."""
     try:
-        harness.build(target)
+        harness.build(target, full_refresh=full_refresh)
     except DbtRunFailed as failure:
         if "Mass-delete guard" in str(failure):
             return "guarded"

@@ -183,14 +183,26 @@ def small_cache(cache: LegacyCache, environment: str = "DEFAULT") -> LegacyCache
 
 # --- reading what was published -------------------------------------------------------------
 
-GROUP_STATE_SQL = """
-select environment, type, metadata -> 'source' ->> 'type', metadata -> 'source' ->> 'key',
+# A group's identity: its source (type, key); a row no cache entry built (a legacy script's
+# insert, without metadata.source) by its name instead.
+_IS_MIGRATED = (
+    "coalesce({g}metadata -> 'source' ->> 'type' is not null"
+    " and {g}metadata -> 'source' ->> 'key' is not null, false)"
+)
+_SOURCE_TYPE = f"case when {_IS_MIGRATED} then {{g}}metadata -> 'source' ->> 'type' end"
+_SOURCE_KEY = (
+    f"case when {_IS_MIGRATED} then {{g}}metadata -> 'source' ->> 'key'"
+    " else 'legacy row: ' || {g}name end"
+)
+
+GROUP_STATE_SQL = f"""
+select environment, type, {_SOURCE_TYPE.format(g="")}, {_SOURCE_KEY.format(g="")},
        id, name, description, metadata, liquidity_filter, last_update, created_at, updated_at
 from public.definition_groups
 """
 
-MEMBERSHIP_STATE_SQL = """
-select g.environment, g.type, g.metadata -> 'source' ->> 'type', g.metadata -> 'source' ->> 'key',
+MEMBERSHIP_STATE_SQL = f"""
+select g.environment, g.type, {_SOURCE_TYPE.format(g="g.")}, {_SOURCE_KEY.format(g="g.")},
        m.symbol, m.id, m.weight, m.metadata, m.added_at, m.updated_at
 from public.group_memberships m join public.definition_groups g on g.id = m.group_id
 """

@@ -6,10 +6,16 @@ id, rewrites no row whose content did not change, and never touches another envi
 Each step makes 1-3 random changes (tests/equivalence.py: symbols added, removed, reordered,
 reweighted; entries added, deleted, renamed, re-keyed, duplicated under a second name,
 switched to another legacy shape, re-inserted with a NULL updated_at, moved to another or a
-misspelt environment; sectors and last_updated stamps changed), then runs one incremental
-`dbt build` of DEFAULT or PROD (unit tests and generic column tests skipped, singular tests
--- the reconciliation identity among them -- run: equivalence.BUILD_ARGS) and checks it
-against a fresh build of the same cache on an empty database, and against tests/parity.py.
+misspelt environment; sectors and last_updated stamps changed; and the hostile alphabet of
+`wide_changes`: in-place UPDATEs of key, type and environment of any entry, stock_metadata
+included; deletes and re-inserts; the two entries that contest the name `etf_late`, in
+either arrival order; rows a legacy script inserts into the two tables; universes with
+several member lists; and any JSON, hypothesis's recursive strategy, in any field), then
+runs one incremental `dbt build` of DEFAULT or PROD -- one step in four with
+`--full-refresh` -- (unit tests and generic column tests skipped, singular tests -- the
+reconciliation identity, both directions, among them -- run: equivalence.BUILD_ARGS) and
+checks it against a fresh build of the same cache (and the same legacy rows) on an empty
+database, and against tests/parity.py.
 
 The default profile runs 20 sequences of 4 steps on the embedded PostgreSQL 18 and 10 on the
 PostgreSQL 15 service (the same model SQL on both; `make test` runs the two suites side by
@@ -44,10 +50,10 @@ from equivalence import (
     Source,
     break_macro,
     build_outcome,
-    changes,
     check_step,
     copy_project,
     other_environments,
+    wide_changes,
 )
 from hypothesis import HealthCheck, Phase, note, settings
 from hypothesis import strategies as st
@@ -89,21 +95,29 @@ def machine_for(harness: Harness) -> type[RuleBasedStateMachine]:
             self.seen_membership_ids = set(self.state.membership_ids.values())
 
         @rule(
-            changes=st.lists(changes(), min_size=1, max_size=3),
+            changes=st.lists(wide_changes(), min_size=1, max_size=3),
             dbt_target=st.sampled_from(tuple(ENVIRONMENTS)),
+            # about one step in four rebuilds the intermediate models from nothing
+            full_refresh=st.sampled_from([False, False, False, True]),
         )
-        def change_then_build(self, changes: list[Change], dbt_target: str) -> None:
+        def change_then_build(
+            self, changes: list[Change], dbt_target: str, full_refresh: bool
+        ) -> None:
             self.h.steps[-1] += 1
             for change in changes:
                 note(f"  {change.apply(self.source)}")
             environment = ENVIRONMENTS[dbt_target]
             self.h.start_fresh_build(self.conn, dbt_target)  # runs beside the incremental build
             before = published(self.conn)
-            if build_outcome(self.h, dbt_target) == "guarded":
+            if full_refresh:
+                note("  (built with --full-refresh)")
+            if build_outcome(self.h, dbt_target, full_refresh=full_refresh) == "guarded":
                 # the guard refused a large deletion: nothing may have changed ...
                 assert published(self.conn) == before, "the refused run changed rows"
                 note("  mass-delete guard refused the run; rerun with allow_mass_delete")
-                self.h.build(dbt_target, variables={"allow_mass_delete": True})
+                self.h.build(
+                    dbt_target, variables={"allow_mass_delete": True}, full_refresh=full_refresh
+                )
             after = published(self.conn)
             assert other_environments(after, environment) == other_environments(
                 before, environment

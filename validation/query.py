@@ -118,7 +118,10 @@ def _group_members(
     columns, rows = _fetch(
         conn,
         sql.SQL(
-            "select m.symbol, m.weight, (m.metadata ->> 'position')::int as position,"
+            "select m.symbol, m.weight,"
+            # a row a legacy script wrote may hold anything there: only a number is a position
+            " case when jsonb_typeof(m.metadata -> 'position') = 'number'"
+            " then (m.metadata ->> 'position')::numeric end as position,"
             " m.metadata ->> 'industry' as industry"
             " from {memberships} m join {groups} g on g.id = m.group_id"
             " where g.environment = %s and g.type = %s and g.name = %s"

@@ -26,6 +26,10 @@ final as (
         entry_key as source_key,
         group_name as name,
         group_description as description,
+        -- provenance under `source`; the value's own keys are all kept.  A value's own
+        -- `source` moves to `legacy_source`; when the value also has a `legacy_source` (or a
+        -- `legacy_fields`), all three of its own keys are kept under `legacy_fields` instead,
+        -- so that metadata minus provenance always gives the value back (minus its lists)
         jsonb_build_object(
             'source', jsonb_build_object(
                 'type', cache_type,
@@ -34,8 +38,18 @@ final as (
                 'checksum', content_checksum
             )
         )
-        || (entry_value_without_members - 'source')
+        || (entry_value_without_members - 'source' - 'legacy_source' - 'legacy_fields')
         || case
+            when entry_value_without_members ?| array['legacy_source', 'legacy_fields']
+                then jsonb_build_object(
+                    'legacy_fields', entry_value_without_members - array(
+                        select own_keys.own_key
+                        from
+                            jsonb_object_keys(published_entries.entry_value_without_members)
+                                as own_keys (own_key)
+                        where own_keys.own_key not in ('source', 'legacy_source', 'legacy_fields')
+                    )
+                )
             when entry_value_without_members ? 'source'
                 then jsonb_build_object('legacy_source', entry_value_without_members -> 'source')
             else '{}'::jsonb
@@ -51,6 +65,8 @@ final as (
             source_updated_at
         ) as last_update,
         {{ json_text_at('entry_value_without_members', 'last_updated') }} as last_updated_text,
+        -- any JSON (a number, an object, ...): reported when it is not a usable date
+        entry_value_without_members -> 'last_updated' as last_updated_value,
         cache_entry_id,
         content_checksum
 

@@ -94,6 +94,9 @@ mapped_entries as (
 
 entries_with_member_lists as (
 
+    -- where the member list is.  A universe reads every list it has, in a fixed order:
+    -- a plain array value, else `symbols`, then `stocks`, then `etfs` (the path names them,
+    -- joined by '+', e.g. 'symbols+stocks')
     select
         *,
         case member_source
@@ -104,14 +107,51 @@ entries_with_member_lists as (
             when 'universe'
                 then case
                     when entry_value_json_type = 'array' then '(value)'
-                    when jsonb_typeof(entry_value -> 'symbols') = 'array' then 'symbols'
-                    when jsonb_typeof(entry_value -> 'stocks') = 'array' then 'stocks'
-                    when jsonb_typeof(entry_value -> 'etfs') = 'array' then 'etfs'
+                    when entry_value_json_type = 'object'
+                        then nullif(concat_ws(
+                            '+',
+                            case when jsonb_typeof(entry_value -> 'symbols') = 'array' then 'symbols' end,
+                            case when jsonb_typeof(entry_value -> 'stocks') = 'array' then 'stocks' end,
+                            case when jsonb_typeof(entry_value -> 'etfs') = 'array' then 'etfs' end
+                        ), '')
                 end
             when 'stock_metadata' then case when entry_value_json_type = 'object' then '(stock_metadata)' end
         end as member_list_path
 
     from mapped_entries
+
+),
+
+entries_with_member_list_keys as (
+
+    select
+        *,
+        case
+            when member_list_path not in ('(value)', '(stock_metadata)')
+                then string_to_array(member_list_path, '+')
+        end as member_list_keys
+
+    from entries_with_member_lists
+
+),
+
+read_member_lists as (
+
+    select
+        *,
+        case
+            when member_list_path = '(value)' then entry_value
+            when cardinality(member_list_keys) = 1 then entry_value -> member_list_path
+            when cardinality(member_list_keys) > 1
+                -- the lists one after the other, in the path's order
+                then coalesce(
+                    case when 'symbols' = any(member_list_keys) then entry_value -> 'symbols' end, '[]'
+                )
+                || coalesce(case when 'stocks' = any(member_list_keys) then entry_value -> 'stocks' end, '[]')
+                || coalesce(case when 'etfs' = any(member_list_keys) then entry_value -> 'etfs' end, '[]')
+        end as member_list
+
+    from entries_with_member_list_keys
 
 ),
 
@@ -133,28 +173,22 @@ final as (
         group_description,
         member_source,
         member_list_path,
-        case member_list_path
-            when '(value)' then entry_value
-            when '(stock_metadata)' then null
-            else entry_value -> member_list_path
-        end as member_list,
-        case
-            when member_list_path = '(value)' then jsonb_array_length(entry_value)
-            when member_list_path in ('holdings', 'symbols', 'stocks', 'etfs')
-                then jsonb_array_length(entry_value -> member_list_path)
-        end as member_list_length,
+        member_list,
+        case when member_list is not null then jsonb_array_length(member_list) end as member_list_length,
         case
             when entry_value_json_type <> 'object' then '{}'::jsonb
-            when member_list_path in ('holdings', 'symbols', 'stocks', 'etfs')
-                then entry_value - member_list_path
+            when member_list_keys is not null then entry_value - member_list_keys
             else entry_value
         end as entry_value_without_members,
         content_checksum,
-        md5(concat_ws('|', cache_type, entry_key, group_type, member_list_path, content_checksum))
-            as member_list_checksum,
+        -- with the readers' version: a release that reads elements differently unnests again
+        md5(concat_ws(
+            '|', cache_type, entry_key, group_type, member_list_path, content_checksum,
+            '{{ reader_version() }}'
+        )) as member_list_checksum,
         entry_value_json_type
 
-    from entries_with_member_lists
+    from read_member_lists
 
 )
 

@@ -145,7 +145,21 @@ list_members as (
             as symbol,
         weight,
         has_weight and weight is null as has_unusable_weight,
-        jsonb_build_object('position', element_position) || element_attributes as membership_metadata,
+        -- the computed position always wins; the element's own keys are all kept, those that
+        -- would overwrite a computed key (position, and element itself) nested under element
+        (element_attributes - 'position' - 'element')
+        || jsonb_build_object('position', element_position)
+        || case
+            when element_attributes ?| array['position', 'element']
+                then jsonb_build_object(
+                    'element', element_attributes - array(
+                        select own_keys.own_key
+                        from jsonb_object_keys(parsed_list_elements.element_attributes) as own_keys (own_key)
+                        where own_keys.own_key not in ('position', 'element')
+                    )
+                )
+            else '{}'::jsonb
+        end as membership_metadata,
         raw_symbol is null as is_unreadable
 
     from parsed_list_elements

@@ -115,7 +115,10 @@ entry_exceptions as (
         case entry_problem
             when 'superseded_entry'
                 then 'a more recently updated entry with the same type and key replaces this one'
-            when 'invalid_name' then 'the key is blank, so the group would have no name'
+            when 'invalid_name'
+                then
+                    'the key is empty once white space and invisible characters are removed, '
+                    || 'so the group would have no visible name'
             when 'name_too_long'
                 then format(
                     'group name is %s characters; definition_groups.name holds at most 100',
@@ -128,7 +131,7 @@ entry_exceptions as (
                 )
             when 'name_collision'
                 then format(
-                    'another entry already becomes the %s group named %L', group_type, group_name
+                    'the %s group name %L is kept by %s', group_type, group_name, name_holder
                 )
         end as detail
 
@@ -216,21 +219,122 @@ timestamp_exceptions as (
         group_entries.entry_name,
         group_entries.raw_environment,
         null::integer as element_position,
-        to_jsonb(definition_groups.last_updated_text) as element,
+        definition_groups.last_updated_value as element,
         null::text as symbol,
         'invalid_last_updated' as reason,
         'warning' as severity,
         format(
-            'last_updated %L is not an ISO-8601 instant; last_update uses the row''s own timestamp',
-            definition_groups.last_updated_text
+            'last_updated %s is not an ISO-8601 instant PostgreSQL accepts (a JSON %s); '
+            || 'last_update uses the row''s own timestamp',
+            left(definition_groups.last_updated_value::text, 200),
+            jsonb_typeof(definition_groups.last_updated_value)
         ) as detail
 
     from definition_groups
     inner join group_entries
         on definition_groups.cache_entry_id = group_entries.cache_entry_id
     where
-        definition_groups.last_updated_text is not null
-        and {{ parse_iso_timestamp('definition_groups.last_updated_text') }} is null
+        definition_groups.last_updated_value is not null
+        and (
+            definition_groups.last_updated_text is null
+            or {{ parse_iso_timestamp('definition_groups.last_updated_text') }} is null
+        )
+
+),
+
+type_exceptions as (
+
+    -- a look-alike spelling of a type this migration reads: read as that type, reported
+    select
+        cache_entries.cache_entry_id,
+        cache_entries.cache_type,
+        cache_entries.entry_key,
+        cache_entries.entry_name,
+        cache_entries.raw_environment,
+        null::integer as element_position,
+        null::jsonb as element,
+        null::text as symbol,
+        'respelled_type' as reason,
+        'warning' as severity,
+        format('type %L was read as %s', cache_entries.raw_cache_type, cache_entries.cache_type)
+            as detail
+
+    from cache_entries
+    inner join migrated_types
+        on cache_entries.cache_type = migrated_types.cache_type
+    where
+        cache_entries.is_type_respelled
+        and cache_entries.is_known_environment
+        and cache_entries.environment = '{{ environment }}'
+
+),
+
+combined_list_exceptions as (
+
+    -- a universe with several member lists: every list is read, the entry says which
+    select
+        cache_entry_id,
+        cache_type,
+        entry_key,
+        entry_name,
+        raw_environment,
+        null::integer as element_position,
+        null::jsonb as element,
+        null::text as symbol,
+        'combined_member_lists' as reason,
+        'warning' as severity,
+        format(
+            'the value has %s member lists (%s); all were read, in that order, as one list of %s',
+            cardinality(string_to_array(member_list_path, '+')),
+            replace(member_list_path, '+', ', '),
+            member_list_length
+        ) as detail
+
+    from group_entries
+    where is_published and member_list_path like '%+%'
+
+),
+
+ticker_exceptions as (
+
+    -- an element with both `symbol` and `ticker` that disagree: `symbol` is the member
+    select
+        member_elements.cache_entry_id,
+        member_elements.source_type as cache_type,
+        member_elements.source_key as entry_key,
+        group_entries.entry_name,
+        group_entries.raw_environment,
+        member_elements.element_position,
+        member_elements.element,
+        member_elements.symbol,
+        'conflicting_ticker' as reason,
+        'warning' as severity,
+        format(
+            'the element names symbol %s and ticker %s; the member is read from symbol, '
+            || 'the ticker is not used',
+            left((member_elements.element -> 'symbol')::text, 100),
+            left((member_elements.element -> 'ticker')::text, 100)
+        ) as detail
+
+    from member_elements
+    inner join group_entries
+        on member_elements.cache_entry_id = group_entries.cache_entry_id
+    where
+        jsonb_typeof(member_elements.element) = 'object'
+        and member_elements.element ? 'symbol'
+        and member_elements.element ? 'ticker'
+        and not coalesce(
+            jsonb_typeof(member_elements.element -> 'symbol') = 'string'
+            and jsonb_typeof(member_elements.element -> 'ticker') = 'string'
+            and translate(
+                btrim(member_elements.element ->> 'symbol'),
+                'abcdefghijklmnopqrstuvwxyz', 'ABCDEFGHIJKLMNOPQRSTUVWXYZ'
+            ) = translate(
+                btrim(member_elements.element ->> 'ticker'),
+                'abcdefghijklmnopqrstuvwxyz', 'ABCDEFGHIJKLMNOPQRSTUVWXYZ'
+            ),
+            false
+        )
 
 ),
 
@@ -245,6 +349,12 @@ all_exceptions as (
     select * from element_exceptions
     union all
     select * from timestamp_exceptions
+    union all
+    select * from type_exceptions
+    union all
+    select * from combined_list_exceptions
+    union all
+    select * from ticker_exceptions
 
 ),
 

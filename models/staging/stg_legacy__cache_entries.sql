@@ -14,7 +14,17 @@ renamed as (
 
     select
         id as cache_entry_id,
-        type as cache_type,
+        -- look-alike spellings (ETF_HOLDINGS, 'etf_holdings ') read as the mapped type; only
+        -- A-Z are lower-cased, so no locale can turn another letter into a mapped type
+        -- (the column's own type, varchar(50): the incremental models that store it compare
+        -- their column types on every run)
+        translate(
+            btrim(type, E' \t\r\n'), 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz'
+        )::varchar(50) as cache_type,
+        type as raw_cache_type,
+        type <> translate(
+            btrim(type, E' \t\r\n'), 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz'
+        ) as is_type_respelled,
         key as entry_key,
         name as entry_name,
         value as entry_value,

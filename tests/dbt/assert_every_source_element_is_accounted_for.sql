@@ -1,17 +1,191 @@
 {#-
-    Reconciliation identity: every element of every mapped cache entry of this environment
-    is a membership in the published tables or a recorded exception (per group, source
-    elements = memberships + dropped elements), every entry that is not published has an
-    entry-level exception, every stock_metadata entry is a SECTOR member or an exception, and
-    every entry with an invalid environment is reported.  cache_entry_reconciliation counts
-    elements from the legacy JSON itself; this test fails on each entry it cannot account for.
--#}
+    Reconciliation identity, in both directions, for every group type.
 
-select
-    cache_entry_id,
-    cache_type,
-    entry_key,
-    raw_environment,
-    detail
-from {{ ref('cache_entry_reconciliation') }}
-where status = 'unexplained'
+    Source to tables: every element of every mapped cache entry of this environment is a
+    membership in the published tables or a recorded exception (per group, source elements =
+    memberships + dropped elements), every entry that is not published has an entry-level
+    exception, every stock_metadata entry is a SECTOR member or an exception, and every entry
+    with an invalid environment is reported.  cache_entry_reconciliation counts elements
+    from the legacy JSON itself.
+
+    Tables to source: every published membership traces to a current source element, read
+    from cache_entries directly (not from the intermediate models): a list group's member to
+    an element of one of its entry's lists, a SECTOR member to a current stock_metadata
+    entry with that symbol whose sector names the group.  A stale member (its stock re-keyed,
+    moved or deleted) fails this test.
+
+    The test fails on each entry or membership it cannot account for.
+-#}
+{%- set environment = migration_environment() -%}
+
+with
+
+unexplained_entries as (
+
+    select
+        cache_entry_id,
+        cache_type,
+        entry_key,
+        raw_environment,
+        detail
+    from {{ ref('cache_entry_reconciliation') }}
+    where status = 'unexplained'
+
+),
+
+cache_entries as (
+
+    select * from {{ ref('stg_legacy__cache_entries') }}
+    where is_known_environment and environment = '{{ environment }}'
+
+),
+
+published_memberships as (
+
+    select
+        definition_groups.id as group_id,
+        definition_groups.type as group_type,
+        definition_groups.name as group_name,
+        definition_groups.metadata -> 'source' ->> 'type' as source_type,
+        definition_groups.metadata -> 'source' ->> 'key' as source_key,
+        group_memberships.symbol
+    from {{ ref('group_memberships') }} as group_memberships
+    inner join {{ ref('definition_groups') }} as definition_groups
+        on group_memberships.group_id = definition_groups.id
+    where
+        definition_groups.environment = '{{ environment }}'
+        and {{ is_migrated_group('definition_groups.metadata') }}
+
+),
+
+source_lists as (
+
+    -- every list of every current list entry: the value itself, holdings, symbols, stocks, etfs
+    select
+        cache_entries.cache_type,
+        cache_entries.entry_key,
+        entry_lists.member_list
+    from cache_entries
+    cross join
+        lateral (
+            select cache_entries.entry_value as member_list
+            where jsonb_typeof(cache_entries.entry_value) = 'array'
+            union all
+            select cache_entries.entry_value -> list_keys.list_key as member_list
+            from unnest(array['holdings', 'symbols', 'stocks', 'etfs']) as list_keys (list_key)
+            where
+                jsonb_typeof(cache_entries.entry_value) = 'object'
+                and jsonb_typeof(cache_entries.entry_value -> list_keys.list_key) = 'array'
+        ) as entry_lists
+    where cache_entries.cache_type in (
+        select mappings.cache_type
+        from {{ ref('cache_type_mappings') }} as mappings
+        where mappings.member_source <> 'stock_metadata'
+    )
+
+),
+
+source_elements as (
+
+    select
+        source_lists.cache_type,
+        source_lists.entry_key,
+        listed.element
+    from source_lists
+    cross join lateral jsonb_array_elements(
+        case when jsonb_typeof(source_lists.member_list) = 'array' then source_lists.member_list end
+    ) as listed (element)
+
+),
+
+source_symbols as (
+
+    select distinct
+        cache_type,
+        entry_key,
+        translate(
+            btrim(
+                case jsonb_typeof(element)
+                    when 'string' then element #>> '{}'
+                    when 'object' then coalesce(
+                        {{ json_text_at('element', 'symbol') }},
+                        {{ json_text_at('element', 'ticker') }}
+                    )
+                end
+            ),
+            'abcdefghijklmnopqrstuvwxyz', 'ABCDEFGHIJKLMNOPQRSTUVWXYZ'
+        ) as symbol
+    from source_elements
+
+),
+
+stale_list_members as (
+
+    select published_memberships.*
+    from published_memberships
+    where
+        published_memberships.group_type <> 'SECTOR'
+        and not exists (
+            select 1
+            from source_symbols
+            where
+                source_symbols.cache_type = published_memberships.source_type
+                and source_symbols.entry_key = published_memberships.source_key
+                and source_symbols.symbol = published_memberships.symbol
+        )
+
+),
+
+stale_sector_members as (
+
+    select published_memberships.*
+    from published_memberships
+    where
+        published_memberships.group_type = 'SECTOR'
+        and not exists (
+            select 1
+            from cache_entries as stocks
+            inner join cache_entries as sectors
+                on
+                    sectors.cache_type = 'sector_industry_map'
+                    and sectors.entry_key = published_memberships.source_key
+            where
+                stocks.cache_type = 'stock_metadata'
+                and translate(
+                    btrim(stocks.entry_key), 'abcdefghijklmnopqrstuvwxyz', 'ABCDEFGHIJKLMNOPQRSTUVWXYZ'
+                ) = published_memberships.symbol
+                and lower(btrim({{ json_text_at('stocks.entry_value', 'sector') }})) in (
+                    lower(published_memberships.source_key),
+                    lower(sectors.entry_name),
+                    lower(replace(published_memberships.source_key, '_', ' '))
+                )
+        )
+
+),
+
+stale_members as (
+
+    select * from stale_list_members
+    union all
+    select * from stale_sector_members
+
+),
+
+final as (
+
+    select * from unexplained_entries
+    union all
+    select
+        null::integer as cache_entry_id,
+        source_type as cache_type,
+        source_key as entry_key,
+        '{{ environment }}' as raw_environment,
+        format(
+            '%s member %s of group %s (id %s) traces to no current source element',
+            group_type, symbol, group_name, group_id
+        ) as detail
+    from stale_members
+
+)
+
+select * from final

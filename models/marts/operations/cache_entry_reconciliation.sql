@@ -113,12 +113,30 @@ classified_entries as (
             when 'universe' then case
                 when jsonb_typeof(cache_entries.entry_value) = 'array'
                     then jsonb_array_length(cache_entries.entry_value)
-                when jsonb_typeof(cache_entries.entry_value -> 'symbols') = 'array'
-                    then jsonb_array_length(cache_entries.entry_value -> 'symbols')
-                when jsonb_typeof(cache_entries.entry_value -> 'stocks') = 'array'
-                    then jsonb_array_length(cache_entries.entry_value -> 'stocks')
-                when jsonb_typeof(cache_entries.entry_value -> 'etfs') = 'array'
-                    then jsonb_array_length(cache_entries.entry_value -> 'etfs')
+                -- every list a universe has is read: symbols, stocks and etfs together
+                when
+                    jsonb_typeof(cache_entries.entry_value) = 'object'
+                    and (
+                        jsonb_typeof(cache_entries.entry_value -> 'symbols') = 'array'
+                        or jsonb_typeof(cache_entries.entry_value -> 'stocks') = 'array'
+                        or jsonb_typeof(cache_entries.entry_value -> 'etfs') = 'array'
+                    )
+                    then
+                        case
+                            when jsonb_typeof(cache_entries.entry_value -> 'symbols') = 'array'
+                                then jsonb_array_length(cache_entries.entry_value -> 'symbols')
+                            else 0
+                        end
+                        + case
+                            when jsonb_typeof(cache_entries.entry_value -> 'stocks') = 'array'
+                                then jsonb_array_length(cache_entries.entry_value -> 'stocks')
+                            else 0
+                        end
+                        + case
+                            when jsonb_typeof(cache_entries.entry_value -> 'etfs') = 'array'
+                                then jsonb_array_length(cache_entries.entry_value -> 'etfs')
+                            else 0
+                        end
             end
         end as source_elements,
         group_sizes.memberships,

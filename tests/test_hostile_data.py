@@ -1,0 +1,382 @@
+"""Hostile legacy data (issue 15): seven classes of input real caches accumulate, each with
+a named scenario.  Every scenario builds a small cache, then checks what a first build, an
+incremental run and a ``--full-refresh`` make of it: no value stops a run, no SECTOR member
+goes stale, no member list or source key is dropped silently, the older entry (or a row a
+legacy script inserted) keeps a contested name, and invisible names and look-alike types
+are reported.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import psycopg
+import pytest
+from conftest import DbtProject
+from legacy_cache import LegacyCache, small_cache
+from parity import assert_parity, dbt_test_statuses
+
+# unit tests mock their inputs and the generic column tests repeat the contracts: skipped to
+# keep each scenario short; the singular tests (the reconciliation identity) run every build
+BUILD_ARGS = ("--exclude", "resource_type:unit_test", "test_type:generic")
+IDENTITY_TEST = "assert_every_source_element_is_accounted_for"
+
+
+def _build(project: DbtProject, *, full_refresh: bool = False) -> dict[str, str]:
+    args = (*BUILD_ARGS, "--full-refresh") if full_refresh else BUILD_ARGS
+    statuses = dbt_test_statuses(project.build("default", args=args))
+    assert statuses.get(IDENTITY_TEST) == "pass", statuses
+    return statuses
+
+
+def _three_builds(project: DbtProject, conn: psycopg.Connection) -> None:
+    """First build, an incremental run, a --full-refresh: each must end consistent."""
+    _build(project)
+    assert_parity(conn, "DEFAULT")
+    _build(project)
+    _build(project, full_refresh=True)
+    assert_parity(conn, "DEFAULT")
+
+
+def _exceptions(conn: psycopg.Connection, entry_id: int) -> list[tuple[Any, ...]]:
+    return conn.execute(
+        "select element_position, reason, severity, detail"
+        " from public_intermediate_default.int_migration_exceptions"
+        " where cache_entry_id = %s order by element_position nulls first, reason",
+        (entry_id,),
+    ).fetchall()
+
+
+def _reasons(conn: psycopg.Connection, entry_id: int) -> set[tuple[Any, str, str]]:
+    return {(p, r, s) for p, r, s, _ in _exceptions(conn, entry_id)}
+
+
+def _group(conn: psycopg.Connection, source_type: str, key: str) -> tuple[Any, ...] | None:
+    return conn.execute(
+        "select id, name, type, metadata, last_update from definition_groups"
+        " where environment = 'DEFAULT' and metadata -> 'source' ->> 'type' = %s"
+        " and metadata -> 'source' ->> 'key' = %s",
+        (source_type, key),
+    ).fetchone()
+
+
+def _members(conn: psycopg.Connection, group_id: int) -> dict[str, Any]:
+    return dict(
+        conn.execute(
+            "select symbol, metadata from group_memberships where group_id = %s", (group_id,)
+        ).fetchall()
+    )
+
+
+def _sector_members(conn: psycopg.Connection) -> set[tuple[str, str]]:
+    rows = conn.execute(
+        "select g.name, m.symbol from group_memberships m join definition_groups g"
+        " on g.id = m.group_id where g.environment = 'DEFAULT' and g.type = 'SECTOR'"
+    ).fetchall()
+    return {(name, symbol) for name, symbol in rows}
+
+
+def _symbol_sectors(conn: psycopg.Connection) -> dict[str, str | None]:
+    return dict(
+        conn.execute(
+            "select symbol, sector from symbol_memberships where environment = 'DEFAULT'"
+        ).fetchall()
+    )
+
+
+SMALL_CACHE_SECTORS = {
+    ("information_technology", "AAPL"),
+    ("information_technology", "MSFT"),
+    ("information_technology", "NVDA"),
+    ("energy", "XOM"),
+    ("energy", "CVX"),
+}
+
+
+@pytest.fixture
+def cache(dbt_project: DbtProject) -> tuple[LegacyCache, psycopg.Connection]:
+    conn = dbt_project.connect()
+    return small_cache(LegacyCache(conn).create()), conn
+
+
+# --- 1. no value stops a run ----------------------------------------------------------------
+
+BAD_DATES: dict[str, Any] = {
+    "D_OFFSET": "2025-12-05T10:00:00+16:00",
+    "D_MINUTES": "2025-12-05T10:00:00+05:75",
+    "D_FEB30": "2025-02-30",
+    "D_NUMBER": 20251205,
+    "D_OBJECT": {"date": "2025-12-05"},
+    "D_ARRAY": ["2025-12-05"],
+    "D_YEAR0": "0000-01-01",
+}
+
+
+def test_bad_last_updated_values_are_warnings_not_aborts(
+    dbt_project: DbtProject, cache: tuple[LegacyCache, psycopg.Connection]
+) -> None:
+    legacy, conn = cache
+    ids = {
+        key: legacy.add(
+            "etf_holdings", key, f"Fund {key}", {"holdings": ["AAPL"], "last_updated": v}
+        )
+        for key, v in BAD_DATES.items()
+    }
+    good = legacy.add(
+        "etf_holdings",
+        "D_GOOD",
+        "Fund",
+        {"holdings": ["AAPL"], "last_updated": "2025-12-05T10:00:00+15:59"},
+    )
+    _build(dbt_project)
+    for key, entry_id in ids.items():
+        assert _reasons(conn, entry_id) == {(None, "invalid_last_updated", "warning")}, key
+        row = conn.execute(
+            "select coalesce(updated_at, created_at) at time zone 'UTC' from cache_entries"
+            " where id = %s",
+            (entry_id,),
+        ).fetchone()
+        group = _group(conn, "etf_holdings", key)
+        assert group is not None and row is not None, key
+        assert group[4] == row[0], f"{key}: last_update falls back to the row's own stamp"
+    assert _reasons(conn, good) == set()
+    # an unrelated change in the same run as the bad value is published
+    legacy.update("etf_holdings", "XLE", {"holdings": ["XOM", "CVX", "OXY"]})
+    legacy.update(
+        "etf_holdings",
+        "D_OFFSET",
+        {"holdings": ["MSFT"], "last_updated": "2025-12-05T10:00:00-16:30"},
+    )
+    _build(dbt_project)
+    xle = _group(conn, "etf_holdings", "XLE")
+    assert xle is not None and set(_members(conn, xle[0])) == {"XOM", "CVX", "OXY"}
+    _build(dbt_project, full_refresh=True)
+    assert _reasons(conn, ids["D_OFFSET"]) == {(None, "invalid_last_updated", "warning")}
+
+
+# --- 2. SECTOR members follow their stocks --------------------------------------------------
+
+
+def test_stock_rekeyed_in_place_leaves_no_stale_sector_member(
+    dbt_project: DbtProject, cache: tuple[LegacyCache, psycopg.Connection]
+) -> None:
+    _legacy, conn = cache
+    _build(dbt_project)
+    assert _sector_members(conn) == SMALL_CACHE_SECTORS
+    conn.execute(
+        "update cache_entries set key = 'OXY' where type = 'stock_metadata' and key = 'XOM'"
+    )
+    _build(dbt_project)
+    expected = SMALL_CACHE_SECTORS - {("energy", "XOM")} | {("energy", "OXY")}
+    assert _sector_members(conn) == expected
+    assert _symbol_sectors(conn).get("XOM") is None
+    assert _symbol_sectors(conn)["OXY"] == "energy"
+    _build(dbt_project)
+    _build(dbt_project, full_refresh=True)
+    assert _sector_members(conn) == expected
+
+
+def test_stock_deleted_then_full_refresh_leaves_no_stale_sector_member(
+    dbt_project: DbtProject, cache: tuple[LegacyCache, psycopg.Connection]
+) -> None:
+    legacy, conn = cache
+    _build(dbt_project)
+    legacy.remove("stock_metadata", "CVX")
+    _build(dbt_project, full_refresh=True)
+    assert _sector_members(conn) == SMALL_CACHE_SECTORS - {("energy", "CVX")}
+    _build(dbt_project)
+    assert _sector_members(conn) == SMALL_CACHE_SECTORS - {("energy", "CVX")}
+
+
+@pytest.mark.parametrize(
+    "edit",
+    ["environment = 'PROD'", "type = 'stock_metadata_old'", "key = 'OXY'"],
+    ids=["moved_to_prod", "moved_to_other_type", "rekeyed"],
+)
+def test_stock_changed_in_place_before_full_refresh_leaves_no_stale_sector_member(
+    dbt_project: DbtProject, cache: tuple[LegacyCache, psycopg.Connection], edit: str
+) -> None:
+    _legacy, conn = cache
+    _build(dbt_project)
+    conn.execute(f"update cache_entries set {edit} where type = 'stock_metadata' and key = 'XOM'")
+    _build(dbt_project, full_refresh=True)
+    expected = SMALL_CACHE_SECTORS - {("energy", "XOM")}
+    if "OXY" in edit:
+        expected |= {("energy", "OXY")}
+    assert _sector_members(conn) == expected
+    _build(dbt_project)
+    assert _sector_members(conn) == expected
+    assert _symbol_sectors(conn).get("XOM") is None
+
+
+# --- 3. every member list is read -----------------------------------------------------------
+
+
+def test_every_member_list_of_a_value_is_read(
+    dbt_project: DbtProject, cache: tuple[LegacyCache, psycopg.Connection]
+) -> None:
+    legacy, conn = cache
+    both = legacy.add(
+        "stock_universe", "two_lists", "Two lists",
+        {"symbols": ["AAPL", "MSFT"], "stocks": [{"ticker": "MSFT"}, {"ticker": "NVDA"}]},
+    )  # fmt: skip
+    etfs = legacy.add(
+        "etf_universe", "etfs_and_symbols", "Two ETF lists",
+        {"etfs": [{"ticker": "SPY"}], "symbols": ["QQQ"]},
+    )  # fmt: skip
+    _three_builds(dbt_project, conn)
+    group = _group(conn, "stock_universe", "two_lists")
+    assert group is not None
+    assert set(_members(conn, group[0])) == {"AAPL", "MSFT", "NVDA"}
+    reasons = _reasons(conn, both)
+    assert (3, "duplicate_in_group", "error") in reasons
+    assert (None, "combined_member_lists", "warning") in reasons
+    detail = next(d for _, r, _, d in _exceptions(conn, both) if r == "combined_member_lists")
+    assert "symbols" in detail and "stocks" in detail
+    group = _group(conn, "etf_universe", "etfs_and_symbols")
+    assert group is not None
+    assert set(_members(conn, group[0])) == {"SPY", "QQQ"}
+    assert (None, "combined_member_lists", "warning") in _reasons(conn, etfs)
+    assert "etfs" not in group[3] and "symbols" not in group[3]
+
+
+def test_symbol_and_ticker_that_disagree_keep_symbol_and_warn(
+    dbt_project: DbtProject, cache: tuple[LegacyCache, psycopg.Connection]
+) -> None:
+    legacy, conn = cache
+    entry = legacy.add(
+        "etf_holdings", "TWO_NAMES", "Two names",
+        {"holdings": [{"symbol": "AAPL", "ticker": "MSFT"}, {"symbol": "NVDA", "ticker": "nvda"}]},
+    )  # fmt: skip
+    _three_builds(dbt_project, conn)
+    group = _group(conn, "etf_holdings", "TWO_NAMES")
+    assert group is not None
+    assert set(_members(conn, group[0])) == {"AAPL", "NVDA"}
+    found = _exceptions(conn, entry)
+    assert [(p, r, s) for p, r, s, _ in found] == [(1, "conflicting_ticker", "warning")]
+    assert "MSFT" in found[0][3]
+
+
+# --- 4. and 5. who keeps a contested name ---------------------------------------------------
+
+
+def test_a_later_arrival_does_not_take_a_name_from_an_existing_group(
+    dbt_project: DbtProject, cache: tuple[LegacyCache, psycopg.Connection]
+) -> None:
+    legacy, conn = cache
+    legacy.add("etf_universe", "late", "Late ETFs", {"symbols": ["SPY", "QQQ"]})
+    _build(dbt_project)
+    before = _group(conn, "etf_universe", "late")
+    assert before is not None and before[1] == "etf_late"
+    newcomer = legacy.add("stock_universe", "etf_late", "Newcomer", ["AAPL"])
+    for full_refresh in (False, False, True):
+        _build(dbt_project, full_refresh=full_refresh)
+        after = _group(conn, "etf_universe", "late")
+        assert after is not None and after[0] == before[0], "the older entry keeps its id"
+        assert set(_members(conn, after[0])) == {"SPY", "QQQ"}
+        assert _group(conn, "stock_universe", "etf_late") is None
+        found = _exceptions(conn, newcomer)
+        assert [(p, r, s) for p, r, s, _ in found] == [(None, "name_collision", "error")]
+        assert "etf_universe" in found[0][3] and "late" in found[0][3]
+
+
+def test_a_row_inserted_by_a_legacy_script_keeps_its_name(
+    dbt_project: DbtProject, cache: tuple[LegacyCache, psycopg.Connection]
+) -> None:
+    legacy, conn = cache
+    _build(dbt_project)
+    conn.execute(
+        "insert into definition_groups (name, type, description, metadata, environment)"
+        " values ('NEWETF', 'ETF', 'inserted by hand', '{\"origin\": \"script\"}', 'DEFAULT')"
+    )
+    legacy_row = conn.execute("select * from definition_groups where name = 'NEWETF'").fetchone()
+    entry = legacy.add("etf_holdings", "NEWETF", "New ETF", {"holdings": ["AAPL"]})
+    legacy.update("etf_holdings", "XLE", {"holdings": ["XOM"]})
+    for full_refresh in (False, False, True):
+        _build(dbt_project, full_refresh=full_refresh)
+        assert conn.execute("select * from definition_groups where name = 'NEWETF'").fetchall() == [
+            legacy_row
+        ]
+        found = _exceptions(conn, entry)
+        assert [(p, r, s) for p, r, s, _ in found] == [(None, "name_collision", "error")]
+        assert str(legacy_row[0]) in found[0][3]
+    xle = _group(conn, "etf_holdings", "XLE")
+    assert xle is not None and set(_members(conn, xle[0])) == {"XOM"}, "the rest still runs"
+
+
+# --- 6. computed fields never lose to source fields -----------------------------------------
+
+
+def test_computed_position_and_provenance_are_never_overwritten(
+    dbt_project: DbtProject, cache: tuple[LegacyCache, psycopg.Connection]
+) -> None:
+    legacy, conn = cache
+    value = {
+        "holdings": [{"symbol": "AAPL", "position": 99}, {"symbol": "MSFT", "position": "top"}],
+        "source": "vendor feed",
+        "legacy_source": {"file": "old.csv"},
+        "data_source": "x.csv",
+    }
+    legacy.add("etf_holdings", "OWNKEYS", "Own keys", value)
+    _three_builds(dbt_project, conn)
+    group = _group(conn, "etf_holdings", "OWNKEYS")
+    assert group is not None
+    members = _members(conn, group[0])
+    assert members["AAPL"]["position"] == 1 and members["MSFT"]["position"] == 2
+    assert json.dumps(members["AAPL"]).count("99") == 1, "the element's own position is kept"
+    assert "top" in json.dumps(members["MSFT"])
+    metadata = group[3]
+    assert metadata["source"]["type"] == "etf_holdings"
+    text = json.dumps(metadata)
+    assert "vendor feed" in text and "old.csv" in text and "x.csv" in text
+    from validation.query import ask
+
+    answer = ask(dbt_project.settings, "etf", ["OWNKEYS"], environment="DEFAULT")
+    assert [row[0] for row in answer.rows] == ["AAPL", "MSFT"]
+
+
+# --- 7. invisible names and look-alike types ------------------------------------------------
+
+INVISIBLE_KEYS = {
+    "tab": "\t",
+    "newline": "\n",
+    "nbsp": "\u00a0",
+    "zero_width_space": "\u200b",
+    "byte_order_mark": "\ufeff",
+    "mixed": " \u2003\u200d\t",
+}
+
+
+def test_invisible_keys_are_invalid_names(
+    dbt_project: DbtProject, cache: tuple[LegacyCache, psycopg.Connection]
+) -> None:
+    legacy, conn = cache
+    ids = {
+        label: legacy.add("etf_holdings", key, f"Invisible {label}", {"holdings": ["AAPL"]})
+        for label, key in INVISIBLE_KEYS.items()
+    }
+    sector = legacy.add("sector_industry_map", "\u200b", "Invisible", {"description": "x"})
+    _three_builds(dbt_project, conn)
+    for label, entry_id in ids.items():
+        assert _reasons(conn, entry_id) == {(None, "invalid_name", "error")}, label
+    assert _reasons(conn, sector) == {(None, "invalid_name", "error")}
+    names = [r[0] for r in conn.execute("select name from definition_groups").fetchall()]
+    assert all(name.strip() and name.isprintable() for name in names), names
+
+
+def test_look_alike_types_are_mapped_with_a_warning(
+    dbt_project: DbtProject, cache: tuple[LegacyCache, psycopg.Connection]
+) -> None:
+    legacy, conn = cache
+    upper = legacy.add("ETF_HOLDINGS", "LOOK1", "Look-alike", {"holdings": ["AAPL"]})
+    padded = legacy.add("etf_holdings ", "LOOK2", "Look-alike", {"holdings": ["MSFT"]})
+    stock = legacy.add("Stock_Metadata", "AMZN", "Amazon", {"sector": "Information Technology"})
+    _three_builds(dbt_project, conn)
+    for entry_id, key, symbol in ((upper, "LOOK1", "AAPL"), (padded, "LOOK2", "MSFT")):
+        group = _group(conn, "etf_holdings", key)
+        assert group is not None and group[2] == "ETF", key
+        assert set(_members(conn, group[0])) == {symbol}
+        assert _reasons(conn, entry_id) == {(None, "respelled_type", "warning")}
+    assert ("information_technology", "AMZN") in _sector_members(conn)
+    assert _reasons(conn, stock) == {(None, "respelled_type", "warning")}
