@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import re
+import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -174,7 +175,7 @@ def unprivileged(pg_server: PgServer) -> Iterator[tuple[str, str, str]]:
 
 
 def test_a_user_who_may_not_create_roles_still_builds(
-    pg_server: PgServer, dbt_work_dir: Path, unprivileged: tuple[str, str, str]
+    pg_server: PgServer, dbt_work_dir: Path, unprivileged: tuple[str, str, str], tmp_path: Path
 ) -> None:
     """Role missing: the run succeeds without grants and says so; once a DBA creates the
     role, the same user's next run grants to it."""
@@ -185,8 +186,10 @@ def test_a_user_who_may_not_create_roles_still_builds(
         autocommit=True,
     ) as conn:  # fmt: skip
         small_cache(LegacyCache(conn).create())
-        project = DbtProject(settings, dbt_work_dir, {})
-        log = dbt_work_dir / "logs" / "dbt.log"
+        # a work directory of its own: the session's dbt.log rotates at 10 MB in a full run
+        shutil.copyfile(dbt_work_dir / "profiles.yml", tmp_path / "profiles.yml")
+        project = DbtProject(settings, tmp_path, {})
+        log = tmp_path / "logs" / "dbt.log"
         logged_before = log.read_text() if log.exists() else ""
 
         project.build(variables={"analyst_role": role})
