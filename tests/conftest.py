@@ -11,7 +11,6 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,8 @@ from typing import Any
 import psycopg
 import pytest
 from psycopg import sql
+
+from validation.dbt import process_environment
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TEST_PGDATA = PROJECT_ROOT / ".pgdata" / "tests"
@@ -167,20 +168,6 @@ def fresh_database(pg_server: PgServer) -> Iterator[dict[str, str]]:
 # --- dbt in-process -------------------------------------------------------------------------
 
 
-@contextmanager
-def _environment(overrides: Mapping[str, str]) -> Iterator[None]:
-    saved = {name: os.environ.get(name) for name in overrides}
-    os.environ.update(overrides)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
 class DbtRunFailed(AssertionError):
     """dbt reported failure; the message carries what dbt said."""
 
@@ -222,7 +209,7 @@ class DbtProject:
 
         key = f"{self.settings['PGDATABASE']}/{target}"
         if key not in self.manifests:
-            with _environment(self._env()):
+            with process_environment(self._env()):
                 result = dbtRunner().invoke(["parse", *self._common(target)])
             if not result.success:
                 raise DbtRunFailed(f"dbt parse failed: {result.exception}")
@@ -244,7 +231,7 @@ class DbtProject:
         if variables:
             argv += ["--vars", json.dumps(dict(variables))]
         manifest = None if variables else self._manifest(target)
-        with _environment(self._env()):
+        with process_environment(self._env()):
             result = dbtRunner(manifest=manifest).invoke(argv)
         if expect_success and not result.success:
             raise DbtRunFailed(_failure_text(result))

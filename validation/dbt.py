@@ -137,7 +137,7 @@ def run_dbt(
 
 
 @contextmanager
-def _process_environment(overrides: Mapping[str, str]) -> Iterator[None]:
+def process_environment(overrides: Mapping[str, str]) -> Iterator[None]:
     """os.environ with ``overrides`` for the duration (dbt reads PG* through env_var)."""
     saved = {name: os.environ.get(name) for name in overrides}
     os.environ.update(overrides)
@@ -165,7 +165,7 @@ def run_dbt_in_process(
 
     profiles_dir = ensure_profiles(project_dir)
     common = ["--project-dir", str(project_dir), "--profiles-dir", str(profiles_dir)]
-    with _process_environment(dbt_environment(settings)):
+    with process_environment(dbt_environment(settings)):
         for index, args in enumerate(invocations):
             with before_each(index) if before_each else nullcontext():
                 result = dbtRunner().invoke([*args, *common])
