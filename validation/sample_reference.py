@@ -62,7 +62,7 @@ class Theme:
     related: tuple[str, ...]
 
 
-# --- reading the files ----------------------------------------------------------------------
+# --- reading the files --------------------------------------------------------------------
 
 
 def _broken(name: str, problem: str) -> NoReturn:
@@ -211,7 +211,7 @@ def _read_company_names() -> tuple[tuple[str, ...], tuple[str, ...]]:
     return _strings(words["stems"], name, "stems"), _strings(words["suffixes"], name, "suffixes")
 
 
-# --- the data ---------------------------------------------------------------------------------
+# --- the data -----------------------------------------------------------------------------
 
 SECTORS: tuple[Sector, ...] = _read_sectors()
 SECTOR_BY_CODE: dict[str, int] = {s.code: i for i, s in enumerate(SECTORS)}
