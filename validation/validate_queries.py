@@ -1,0 +1,358 @@
+"""What the suite asks the database: the relations it reads (where dbt's manifest says they are),
+the suite's own SQL (one template per check, run by psycopg when timed and by Great Expectations
+when validated), and the timing of the analysts' queries and the suite's queries with psycopg.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+from psycopg import sql
+
+from validation import targets
+from validation.errors import UserFacingError
+from validation.timings import (
+    QueryTiming,
+    Relation,
+    TimedQuery,
+    analyst_queries,
+    measure,
+    measure_within,
+)
+from validation.validate_expectations import VALIDATION_TOTAL, ExpectationsFile
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# --- relations from dbt's manifest ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Relations:
+    """The four relations the suite reads."""
+
+    groups: Relation
+    memberships: Relation
+    exceptions: Relation
+    cache: Relation
+
+
+def relations_of(tables: targets.Tables, database: str) -> Relations:
+    """The four relations the suite reads, where validation/targets.py found them."""
+
+    def relation(found: targets.Relation) -> Relation:
+        return Relation(database, found.schema, found.name)
+
+    return Relations(
+        relation(tables.groups),
+        relation(tables.memberships),
+        relation(tables.exceptions),
+        relation(tables.cache),
+    )
+
+
+def check_relations_exist(
+    conn: psycopg.Connection[Any], relations: Relations, target: str, tables: targets.Tables
+) -> None:
+    database = relations.groups.database
+    for key in ("groups", "memberships", "exceptions", "cache"):
+        relation: Relation = getattr(relations, key)
+        row = conn.execute(
+            "select to_regclass(%s)", (relation.identifier().as_string(conn),)
+        ).fetchone()
+        if row is None or row[0] is None:
+            if key == "cache":
+                raise UserFacingError(
+                    f"The legacy table {relation} does not exist in {database}; load "
+                    "cache_entries (python -m validation load-sample) and run "
+                    f"dbt build --target {target}."
+                )
+            raise UserFacingError(
+                f"Table {relation} does not exist in {database}{tables.looked_in()}; "
+                f"run dbt build --target {target} first."
+            )
+
+
+# --- the suite's SQL --------------------------------------------------------------------------
+# Templates for psycopg.sql: {groups}, {memberships}, {exceptions}, {cache} are the manifest's
+# relations, {environment} the environment (a parameter when timed, a literal for GX) and {batch}
+# the relation GX validates (Great Expectations substitutes it itself).  No other braces, no "%".
+# GX aliases {batch} itself unless the query contains JOIN; then the query must alias it
+# ("{batch} as memberships"), which also reads right when psycopg puts the table name there.
+
+COUNTS_SQL = """
+select
+    (select count(*) from {groups} where environment = {environment} and type = 'ETF')
+        as etf_groups,
+    (select count(*) from {groups} where environment = {environment} and type = 'THEME')
+        as theme_groups,
+    (select count(*) from {groups} where environment = {environment} and type = 'SECTOR')
+        as sector_groups,
+    (
+        select count(distinct m.symbol)
+        from {memberships} as m
+        inner join {groups} as g on m.group_id = g.id
+        where g.environment = {environment}
+    ) as distinct_symbols,
+    (
+        select count(*)
+        from {memberships} as m
+        inner join {groups} as g on m.group_id = g.id
+        where g.environment = {environment} and g.type in ('ETF', 'THEME')
+    ) as etf_theme_memberships
+"""
+
+DUPLICATE_GROUPS_SQL = """
+with batch_rows as (select * from {batch})
+select name, type, environment, count(*) as copies
+from batch_rows
+group by name, type, environment
+having count(*) > 1
+"""
+
+EMPTY_GROUPS_SQL = """
+with batch_rows as (select * from {batch})
+select g.type, g.name
+from batch_rows as g
+where
+    g.environment = {environment}
+    and g.type in ('ETF', 'THEME')
+    and not exists (select 1 from {memberships} as m where m.group_id = g.id)
+"""
+
+GROUP_VALUE_SETS_SQL = """
+select count(*) as unexpected
+from {batch}
+where
+    type is null or type not in ('ETF', 'THEME', 'SECTOR', 'SEGMENT', 'CUSTOM')
+    or environment is null or environment not in ('DEFAULT', 'TEST', 'UAT', 'PROD')
+"""
+
+ORPHAN_MEMBERSHIPS_SQL = """
+with batch_rows as (select * from {batch})
+select m.id, m.group_id, m.symbol
+from batch_rows as m
+where not exists (select 1 from {groups} as g where g.id = m.group_id)
+"""
+
+DUPLICATE_MEMBERSHIPS_SQL = """
+with batch_rows as (select * from {batch})
+select group_id, symbol, count(*) as copies
+from batch_rows
+group by group_id, symbol
+having count(*) > 1
+"""
+
+WEIGHT_RANGE_SQL = """
+select count(*) as unexpected from {batch} where weight < 0 or weight > 1
+"""
+
+# Every ETF and theme of the environment: its members must be the legacy JSON array (trimmed,
+# upper-cased) minus the elements, or whole entries, that the migration recorded as error-level
+# exceptions.  Returns one row per symbol on one side only.
+PARITY_SQL = """
+with batch_rows as (select * from {batch} as memberships),
+legacy_entries as (
+    select
+        c.id as cache_entry_id,
+        case c.type when 'etf_holdings' then 'ETF' else 'THEME' end as group_type,
+        c.key as group_name,
+        case c.type
+            when 'etf_holdings' then c.value -> 'holdings'
+            else c.value -> 'symbols'
+        end as member_list
+    from {cache} as c
+    where
+        c.type in ('etf_holdings', 'theme_definition')
+        and upper(btrim(c.environment, E' \\t\\r\\n')) = {environment}
+        and jsonb_typeof(c.value) = 'object'
+        and not exists (
+            select 1
+            from {exceptions} as x
+            where
+                x.cache_entry_id = c.id
+                and x.severity = 'error'
+                and x.element_position is null
+        )
+),
+legacy_members as (
+    select distinct
+        e.group_type,
+        e.group_name,
+        upper(btrim(
+            case jsonb_typeof(listed.element)
+                when 'string' then jsonb_build_array(listed.element) ->> 0
+                when 'object'
+                    then coalesce(listed.element ->> 'symbol', listed.element ->> 'ticker')
+            end
+        )) as symbol
+    from legacy_entries as e
+    cross join lateral jsonb_array_elements(
+        case when jsonb_typeof(e.member_list) = 'array' then e.member_list else '[]' end
+    ) with ordinality as listed (element, position)
+    where not exists (
+        select 1
+        from {exceptions} as x
+        where
+            x.cache_entry_id = e.cache_entry_id
+            and x.severity = 'error'
+            and x.element_position = listed.position
+    )
+),
+migrated_members as (
+    select g.type as group_type, g.name as group_name, m.symbol
+    from batch_rows as m
+    inner join {groups} as g on m.group_id = g.id
+    where g.environment = {environment} and g.type in ('ETF', 'THEME')
+)
+select
+    coalesce(l.group_type, n.group_type) as group_type,
+    coalesce(l.group_name, n.group_name) as group_name,
+    coalesce(l.symbol, n.symbol) as symbol,
+    case
+        when n.group_name is null then 'in the legacy list, not in group_memberships'
+        else 'in group_memberships, not in the legacy list'
+    end as mismatch
+from legacy_members as l
+full join migrated_members as n
+    on l.group_type = n.group_type and l.group_name = n.group_name and l.symbol = n.symbol
+where l.group_name is null or n.group_name is null
+order by 2, 3
+"""
+
+
+@dataclass(frozen=True)
+class SuiteQuery:
+    """A query of the suite: its template and the relation GX substitutes for {batch}."""
+
+    name: str
+    template: str
+    batch: str | None  # "groups", "memberships", or None (a query asset of its own)
+
+
+SUITE_QUERIES: tuple[SuiteQuery, ...] = (
+    SuiteQuery("environment_counts", COUNTS_SQL, None),
+    SuiteQuery("duplicate_groups", DUPLICATE_GROUPS_SQL, "groups"),
+    SuiteQuery("empty_groups", EMPTY_GROUPS_SQL, "groups"),
+    SuiteQuery("group_value_sets", GROUP_VALUE_SETS_SQL, "groups"),
+    SuiteQuery("orphan_memberships", ORPHAN_MEMBERSHIPS_SQL, "memberships"),
+    SuiteQuery("duplicate_memberships", DUPLICATE_MEMBERSHIPS_SQL, "memberships"),
+    SuiteQuery("weight_range", WEIGHT_RANGE_SQL, "memberships"),
+    SuiteQuery("legacy_parity", PARITY_SQL, "memberships"),
+)
+
+
+def _names(relations: Relations) -> dict[str, sql.Composable]:
+    return {
+        "groups": relations.groups.identifier(),
+        "memberships": relations.memberships.identifier(),
+        "exceptions": relations.exceptions.identifier(),
+        "cache": relations.cache.identifier(),
+    }
+
+
+def statement_for_psycopg(query: SuiteQuery, relations: Relations) -> sql.Composed:
+    """The query as psycopg runs it: relations as identifiers, the environment a parameter."""
+    names = _names(relations)
+    batch = names[query.batch] if query.batch else sql.SQL("")
+    return sql.SQL(query.template).format(
+        **names, batch=batch, environment=sql.Placeholder("environment")
+    )
+
+
+def statement_for_gx(
+    query: SuiteQuery, relations: Relations, environment: str, conn: psycopg.Connection[Any]
+) -> str:
+    """The query as GX runs it: {batch} left for GX, the environment a quoted literal."""
+    composed = sql.SQL(query.template).format(
+        **_names(relations), batch=sql.SQL("{batch}"), environment=sql.Literal(environment)
+    )
+    return composed.as_string(conn).strip()
+
+
+# --- timings ----------------------------------------------------------------------------------
+
+
+def measure_queries(
+    conn: psycopg.Connection[Any],
+    relations: Relations,
+    spec: ExpectationsFile,
+    progress: Callable[[str], None],
+) -> list[QueryTiming]:
+    """Time the three analyst queries and every query of the suite (psycopg, parameters)."""
+    timings = []
+    for query in analyst_queries(
+        relations.groups,
+        relations.memberships,
+        spec.environment,
+        etf_name=spec.etf_name,
+        symbol=spec.symbol,
+    ):
+        progress(f"timing {query.name} ({spec.analyst_runs} runs)")
+        timed = measure_within(
+            conn,
+            query,
+            budget_ms=spec.budgets_ms[query.name],
+            warmup=spec.analyst_warmup,
+            runs=spec.analyst_runs,
+            windows=spec.analyst_windows,
+        )
+        if timed.windows > 1:
+            progress(
+                f"  {query.name}: p95 over budget in a window; best of {timed.windows} windows: "
+                f"{timed.p95_ms:.2f} ms"
+            )
+        timings.append(timed)
+    progress(f"timing the suite's {len(SUITE_QUERIES)} queries ({spec.validation_runs} runs each)")
+    for suite_query in SUITE_QUERIES:
+        timed = TimedQuery(
+            suite_query.name,
+            "validation",
+            statement_for_psycopg(suite_query, relations),
+            {"environment": spec.environment},
+        )
+        timings.append(
+            measure(conn, timed, warmup=spec.validation_warmup, runs=spec.validation_runs)
+        )
+    return timings
+
+
+def timings_frame(timings: Iterable[QueryTiming], spec: ExpectationsFile) -> pd.DataFrame:
+    """One row per timed query, plus the total of the suite's queries, with budgets and goals."""
+    import pandas as pd
+
+    rows = [
+        {
+            "query": t.name,
+            "kind": t.kind,
+            "runs": t.runs,
+            "rows": t.rows,
+            "p50_ms": t.p50_ms,
+            "p95_ms": t.p95_ms,
+            "max_ms": t.max_ms,
+            "windows": t.windows,
+            "repeats": t.repeats,
+        }
+        for t in timings
+    ]
+    suite_rows = [r for r in rows if r["kind"] == "validation"]
+    rows.append(
+        {
+            "query": VALIDATION_TOTAL,
+            "kind": "total",
+            "runs": min((r["runs"] for r in suite_rows), default=0),
+            "rows": sum(r["rows"] for r in suite_rows),
+            "p50_ms": sum(r["p50_ms"] for r in suite_rows),
+            "p95_ms": sum(r["p95_ms"] for r in suite_rows),
+            "max_ms": sum(r["max_ms"] for r in suite_rows),
+            "windows": 1,
+            "repeats": 1,
+        }
+    )
+    frame = pd.DataFrame(rows)
+    frame["budget_p95_ms"] = frame["query"].map(spec.budgets_ms)
+    frame["goal_p95_ms"] = frame["query"].map(spec.goals_ms)
+    return frame
