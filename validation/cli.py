@@ -1,4 +1,7 @@
-"""Command line: ``python -m validation <command>``.  Errors are one sentence, never a traceback."""
+"""Command line: ``python -m validation <command>``.  Errors are one sentence, never a traceback.
+
+What each command does; its options and help texts are in validation/cli_parser.py.
+"""
 
 from __future__ import annotations
 
@@ -13,13 +16,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from validation import server, targets
+from validation.cli_parser import DEMO_DATABASE, ENVIRONMENTS, build_parser
 from validation.connection import PROJECT_ROOT, connect, describe, external_server_configured
 from validation.errors import UserFacingError
 
 REPORTS_DIR = PROJECT_ROOT / "reports"
 
-ENVIRONMENTS = targets.ENVIRONMENTS
-TARGET_NAMES = list(targets.TARGETS)
 SCHEMA_HELP = (
     "schema of the tables (default: from the target's last build, else $DBT_SCHEMA, public)"
 )
@@ -249,9 +251,6 @@ def migration_summary(settings: dict[str, str], tables: targets.Tables) -> list[
     lines.append(f"  exceptions: {described or 'none'}")
     lines.append(f"    (one row each, with the reason, in {tables.exceptions})")
     return lines
-
-
-DEMO_DATABASE = "sprint59_demo"
 
 
 def demo_database(args: argparse.Namespace) -> tuple[dict[str, str], bool]:
@@ -532,172 +531,20 @@ def cmd_bench_environments(args: argparse.Namespace) -> int:
 
 # --- wiring ---------------------------------------------------------------------------------
 
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m validation",
-        description=(
-            "Validation harness of the cache_entries → definition_groups / group_memberships "
-            "migration. Connection settings come from the PG* variables; without them the "
-            "project's embedded PostgreSQL is used."
-        ),
-    )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    db = commands.add_parser("db", help="manage the embedded PostgreSQL server")
-    db.add_argument("action", choices=["start", "stop", "status", "url", "env"])
-    db.set_defaults(handler=cmd_db)
-
-    load = commands.add_parser("load-sample", help="load the deterministic sample cache_entries")
-    load.add_argument("--schema", default="public", help="schema of cache_entries (default public)")
-    load.add_argument(
-        "--environment",
-        action="append",
-        choices=ENVIRONMENTS,
-        help="environment to load (repeatable; default DEFAULT)",
-    )
-    load.add_argument("--all-environments", action="store_true", help="load all four")
-    load.add_argument(
-        "--scale", type=_positive_int, default=1, help="multiply ETFs, themes, symbols"
-    )
-    load.add_argument("--seed", type=int, default=59, help="random seed (default 59)")
-    load.add_argument(
-        "--replace",
-        action="store_true",
-        help="delete the environments' existing rows first (refused without it); asks, or --yes",
-    )
-    load.add_argument("--yes", action="store_true", help="confirm --replace without asking")
-    load.set_defaults(handler=cmd_load_sample)
-
-    build = commands.add_parser(
-        "build", help="run dbt build for one environment, or several in one process"
-    )
-    build.add_argument(
-        "--target",
-        default="default",
-        help="default, test, uat or prod; several comma-separated (default,test,uat,prod) run "
-        "one after the other in one process, importing dbt once",
-    )
-    build.set_defaults(handler=cmd_build, passes_dbt_options=True)
-    build.epilog = (
-        "Any other option goes to dbt build as it is: --vars '{...}', --full-refresh, "
-        "--select/-s, --exclude, --threads, ..."
-    )
-
-    validate = commands.add_parser(
-        "validate", help="run the Great Expectations suite for one environment"
-    )
-    validate.add_argument("--target", choices=TARGET_NAMES, default="default")
-    validate.add_argument("--manifest", help="dbt manifest.json (default: the target's last build)")
-    validate.add_argument(
-        "--expectations", help="expectations file (default validation/expectations/<target>.yml)"
-    )
-    validate.add_argument(
-        "--json", metavar="FILE", help="also write the result as JSON (for CI) to FILE"
-    )
-    validate.add_argument(
-        "--timings",
-        choices=["gate", "report", "off"],
-        default="gate",
-        help="query timing budgets: gate (default; a miss alone exits 3), report (shown, never "
-        "failing) or off (not measured). A data failure exits 1.",
-    )
-    validate.set_defaults(handler=cmd_validate)
-
-    query = commands.add_parser(
-        "query",
-        help="ask the migrated tables: etf SPY | symbol AAPL | sector [KEY] | theme KEY | "
-        "overlap SPY VOO",
-    )
-    query.add_argument("question", choices=["etf", "symbol", "sector", "theme", "overlap"])
-    query.add_argument("names", nargs="*", help="ETF, symbol, sector or theme name(s)")
-    query.add_argument("--target", choices=TARGET_NAMES, default="default")
-    query.add_argument("--format", choices=["table", "csv", "json"], default="table")
-    query.add_argument(
-        "--schema",
-        help="schema of the tables (default: from the last build, else $DBT_SCHEMA or public)",
-    )
-    query.set_defaults(handler=cmd_query)
-
-    backup = commands.add_parser(
-        "backup", help="pg_dump one environment's rows (two tables + its cache_entries)"
-    )
-    backup.add_argument("--target", choices=TARGET_NAMES, required=True)
-    backup.add_argument(
-        "--schema",
-        help="schema of the two tables (default: from the last build, else $DBT_SCHEMA or public)",
-    )
-    backup.add_argument(
-        "--source-schema", help="schema of cache_entries (default: as the build found it)"
-    )
-    backup.set_defaults(handler=cmd_backup)
-
-    restore = commands.add_parser("restore", help="put a verified backup back")
-    restore.add_argument("file", help="the .dump file (its .sha256 and .json must be beside it)")
-    restore.add_argument(
-        "--with-cache-entries", action="store_true", help="also restore its cache_entries rows"
-    )
-    restore.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    restore.set_defaults(handler=cmd_restore)
-
-    rollback = commands.add_parser(
-        "rollback", help="remove one environment's rows from the new tables (never cache_entries)"
-    )
-    rollback.add_argument("--target", choices=TARGET_NAMES, required=True)
-    rollback.add_argument(
-        "--schema",
-        help="schema of the tables (default: from the last build, else $DBT_SCHEMA or public)",
-    )
-    rollback.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    rollback.set_defaults(handler=cmd_rollback)
-
-    retirement = commands.add_parser(
-        "retirement", help="which legacy cache types are fully represented and can be archived"
-    )
-    retirement.add_argument("--target", choices=TARGET_NAMES, default="default")
-    retirement.add_argument(
-        "--schema",
-        help="schema of the tables (default: from the last build, else $DBT_SCHEMA or public)",
-    )
-    retirement.set_defaults(handler=cmd_retirement)
-
-    bench = commands.add_parser(
-        "bench", help="benchmark builds and query latency at several scales (writes docs/)"
-    )
-    bench.add_argument("--scales", default="1,10,100", help="comma-separated (default 1,10,100)")
-    bench.add_argument("--quick", action="store_true", help="fewer repetitions")
-    bench.add_argument("--out", help="output directory (default docs/)")
-    bench.add_argument(
-        "--keep-databases", action="store_true", help="keep the bench_s<N> databases"
-    )
-    bench.set_defaults(handler=cmd_bench)
-
-    environments = commands.add_parser(
-        "bench-environments",
-        help="benchmark: four environments built by one call against four (writes docs/)",
-    )
-    environments.add_argument("--runs", type=_positive_int, default=3, help="runs of each way")
-    environments.add_argument("--scale", type=_positive_int, default=1, help="sample scale")
-    environments.add_argument("--out", help="output directory (default docs/)")
-    environments.set_defaults(handler=cmd_bench_environments)
-
-    demo = commands.add_parser(
-        "demo", help="start the server, load the sample, build, validate and summarise"
-    )
-    demo.add_argument(
-        "--database",
-        help=f"on a server named by PG* variables: the database to work in (default "
-        f"{DEMO_DATABASE}, created by the demo)",
-    )
-    demo.set_defaults(handler=cmd_demo)
-    return parser
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be 1 or more")
-    return value
+HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "db": cmd_db,
+    "load-sample": cmd_load_sample,
+    "build": cmd_build,
+    "validate": cmd_validate,
+    "query": cmd_query,
+    "backup": cmd_backup,
+    "restore": cmd_restore,
+    "rollback": cmd_rollback,
+    "retirement": cmd_retirement,
+    "bench": cmd_bench,
+    "bench-environments": cmd_bench_environments,
+    "demo": cmd_demo,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -707,7 +554,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if extra and not getattr(args, "passes_dbt_options", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.dbt_args = extra[1:] if extra[:1] == ["--"] else extra
-    handler: Callable[[argparse.Namespace], int] = args.handler
+    handler = HANDLERS[args.command]
     try:
         return handler(args)
     except UserFacingError as exc:

@@ -1,0 +1,170 @@
+"""The command line's grammar: every command of ``python -m validation``, its options and help
+texts.  What each command does is in validation/cli.py, which dispatches on the command's name.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from validation import targets
+
+ENVIRONMENTS = targets.ENVIRONMENTS
+TARGET_NAMES = list(targets.TARGETS)
+DEMO_DATABASE = "sprint59_demo"  # the demo's own database on a server named by PG* variables
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Every command with its options; ``args.command`` names the one given (cli.HANDLERS)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m validation",
+        description=(
+            "Validation harness of the cache_entries → definition_groups / group_memberships "
+            "migration. Connection settings come from the PG* variables; without them the "
+            "project's embedded PostgreSQL is used."
+        ),
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    db = commands.add_parser("db", help="manage the embedded PostgreSQL server")
+    db.add_argument("action", choices=["start", "stop", "status", "url", "env"])
+
+    load = commands.add_parser("load-sample", help="load the deterministic sample cache_entries")
+    load.add_argument("--schema", default="public", help="schema of cache_entries (default public)")
+    load.add_argument(
+        "--environment",
+        action="append",
+        choices=ENVIRONMENTS,
+        help="environment to load (repeatable; default DEFAULT)",
+    )
+    load.add_argument("--all-environments", action="store_true", help="load all four")
+    load.add_argument(
+        "--scale", type=_positive_int, default=1, help="multiply ETFs, themes, symbols"
+    )
+    load.add_argument("--seed", type=int, default=59, help="random seed (default 59)")
+    load.add_argument(
+        "--replace",
+        action="store_true",
+        help="delete the environments' existing rows first (refused without it); asks, or --yes",
+    )
+    load.add_argument("--yes", action="store_true", help="confirm --replace without asking")
+
+    build = commands.add_parser(
+        "build", help="run dbt build for one environment, or several in one process"
+    )
+    build.add_argument(
+        "--target",
+        default="default",
+        help="default, test, uat or prod; several comma-separated (default,test,uat,prod) run "
+        "one after the other in one process, importing dbt once",
+    )
+    build.set_defaults(passes_dbt_options=True)
+    build.epilog = (
+        "Any other option goes to dbt build as it is: --vars '{...}', --full-refresh, "
+        "--select/-s, --exclude, --threads, ..."
+    )
+
+    validate = commands.add_parser(
+        "validate", help="run the Great Expectations suite for one environment"
+    )
+    validate.add_argument("--target", choices=TARGET_NAMES, default="default")
+    validate.add_argument("--manifest", help="dbt manifest.json (default: the target's last build)")
+    validate.add_argument(
+        "--expectations", help="expectations file (default validation/expectations/<target>.yml)"
+    )
+    validate.add_argument(
+        "--json", metavar="FILE", help="also write the result as JSON (for CI) to FILE"
+    )
+    validate.add_argument(
+        "--timings",
+        choices=["gate", "report", "off"],
+        default="gate",
+        help="query timing budgets: gate (default; a miss alone exits 3), report (shown, never "
+        "failing) or off (not measured). A data failure exits 1.",
+    )
+
+    query = commands.add_parser(
+        "query",
+        help="ask the migrated tables: etf SPY | symbol AAPL | sector [KEY] | theme KEY | "
+        "overlap SPY VOO",
+    )
+    query.add_argument("question", choices=["etf", "symbol", "sector", "theme", "overlap"])
+    query.add_argument("names", nargs="*", help="ETF, symbol, sector or theme name(s)")
+    query.add_argument("--target", choices=TARGET_NAMES, default="default")
+    query.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    query.add_argument(
+        "--schema",
+        help="schema of the tables (default: from the last build, else $DBT_SCHEMA or public)",
+    )
+
+    backup = commands.add_parser(
+        "backup", help="pg_dump one environment's rows (two tables + its cache_entries)"
+    )
+    backup.add_argument("--target", choices=TARGET_NAMES, required=True)
+    backup.add_argument(
+        "--schema",
+        help="schema of the two tables (default: from the last build, else $DBT_SCHEMA or public)",
+    )
+    backup.add_argument(
+        "--source-schema", help="schema of cache_entries (default: as the build found it)"
+    )
+
+    restore = commands.add_parser("restore", help="put a verified backup back")
+    restore.add_argument("file", help="the .dump file (its .sha256 and .json must be beside it)")
+    restore.add_argument(
+        "--with-cache-entries", action="store_true", help="also restore its cache_entries rows"
+    )
+    restore.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+
+    rollback = commands.add_parser(
+        "rollback", help="remove one environment's rows from the new tables (never cache_entries)"
+    )
+    rollback.add_argument("--target", choices=TARGET_NAMES, required=True)
+    rollback.add_argument(
+        "--schema",
+        help="schema of the tables (default: from the last build, else $DBT_SCHEMA or public)",
+    )
+    rollback.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+
+    retirement = commands.add_parser(
+        "retirement", help="which legacy cache types are fully represented and can be archived"
+    )
+    retirement.add_argument("--target", choices=TARGET_NAMES, default="default")
+    retirement.add_argument(
+        "--schema",
+        help="schema of the tables (default: from the last build, else $DBT_SCHEMA or public)",
+    )
+
+    bench = commands.add_parser(
+        "bench", help="benchmark builds and query latency at several scales (writes docs/)"
+    )
+    bench.add_argument("--scales", default="1,10,100", help="comma-separated (default 1,10,100)")
+    bench.add_argument("--quick", action="store_true", help="fewer repetitions")
+    bench.add_argument("--out", help="output directory (default docs/)")
+    bench.add_argument(
+        "--keep-databases", action="store_true", help="keep the bench_s<N> databases"
+    )
+
+    environments = commands.add_parser(
+        "bench-environments",
+        help="benchmark: four environments built by one call against four (writes docs/)",
+    )
+    environments.add_argument("--runs", type=_positive_int, default=3, help="runs of each way")
+    environments.add_argument("--scale", type=_positive_int, default=1, help="sample scale")
+    environments.add_argument("--out", help="output directory (default docs/)")
+
+    demo = commands.add_parser(
+        "demo", help="start the server, load the sample, build, validate and summarise"
+    )
+    demo.add_argument(
+        "--database",
+        help=f"on a server named by PG* variables: the database to work in (default "
+        f"{DEMO_DATABASE}, created by the demo)",
+    )
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
