@@ -6,9 +6,16 @@ from collections.abc import Callable
 
 import psycopg
 import pytest
-from conftest import DbtProject, PgServer, failure_messages
-from legacy_cache import LegacyCache, cache_fingerprint, published, small_cache, table_fingerprint
 from psycopg import sql
+from support.databases import PgServer
+from support.dbt_project import DbtProject, failure_messages
+from support.legacy_cache import (
+    LegacyCache,
+    cache_fingerprint,
+    published,
+    small_cache,
+    table_fingerprint,
+)
 
 
 def _both_tables(conn: psycopg.Connection) -> tuple[str, str]:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from conftest import BuiltSample
-from legacy_cache import table_fingerprint
+from support.dbt_project import BuiltSample
+from support.legacy_cache import table_fingerprint
 
 
 def _scalar(sample: BuiltSample, query: str, *params: object) -> object:

@@ -23,11 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from conftest import PROJECT_ROOT, DbtProject, DbtRunFailed, PgServer
 from hypothesis import strategies as st
-from legacy_cache import BASE_TIME, LegacyCache, Published, published, small_cache
 from psycopg import sql
 
+from support.databases import PROJECT_ROOT, PgServer
+from support.dbt_project import DbtProject, DbtRunFailed
+from support.legacy_cache import BASE_TIME, LegacyCache, Published, published, small_cache
 from validation.sample import ensure_table
 
 ENVIRONMENTS = {"default": "DEFAULT", "prod": "PROD"}
