@@ -201,6 +201,12 @@ def built_sample(
     with pg_server.connect(name, autocommit=True) as conn:
         sample.load_sample(conn, schema="public", environments=("DEFAULT",))
     started = time.perf_counter()
-    project.build("default")
-    yield BuiltSample(project, settings, time.perf_counter() - started)
+    result = project.build("default", unit_tests=True)
+    seconds = time.perf_counter() - started
+    unit_tests = {
+        r.node.name: str(r.status)
+        for r in result.result.results
+        if r.node.resource_type == "unit_test"
+    }
+    yield BuiltSample(project, settings, seconds, unit_tests)
     pg_server.drop_database(name)

@@ -14,6 +14,14 @@ def _scalar(sample: BuiltSample, query: str, *params: object) -> object:
     return row[0]
 
 
+def test_the_unit_tests_run_and_pass_in_the_sample_build(built_sample: BuiltSample):
+    """The one build of the session that runs dbt's unit tests (the others leave them out:
+    their mocked inputs make the outcome a function of the SQL alone)."""
+    statuses = built_sample.unit_test_statuses
+    assert len(statuses) >= 6, statuses
+    assert set(statuses.values()) == {"pass"}, statuses
+
+
 def test_groups_per_type_match_the_spec(built_sample: BuiltSample):
     with built_sample.connect() as conn:
         counts = dict(

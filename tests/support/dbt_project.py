@@ -13,6 +13,8 @@ import psycopg
 from support.databases import PROJECT_ROOT
 from validation.dbt import process_environment
 
+SELECTING = frozenset({"--select", "-s", "--exclude", "--selector", "--resource-type"})
+
 
 class DbtRunFailed(AssertionError):
     """dbt reported failure; the message carries what dbt said."""
@@ -85,8 +87,20 @@ class DbtProject:
             raise DbtRunFailed(f"dbt {command} succeeded but was expected to fail")
         return result
 
-    def build(self, target: str = "default", **kwargs: Any) -> Any:
-        return self.invoke("build", target=target, **kwargs)
+    def build(
+        self,
+        target: str = "default",
+        *,
+        args: tuple[str, ...] = (),
+        unit_tests: bool = False,
+        **kwargs: Any,
+    ) -> Any:
+        """`dbt build`.  Unit tests mock every input, so their outcome depends on the SQL
+        alone: they run in the session's sample build (conftest.built_sample, unit_tests=True)
+        and are left out of the other builds -- unless ``args`` selects nodes itself."""
+        if not unit_tests and not SELECTING.intersection(args):
+            args = ("--exclude", "resource_type:unit_test", *args)
+        return self.invoke("build", target=target, args=args, **kwargs)
 
 
 def _failure_text(result: Any) -> str:
@@ -111,6 +125,7 @@ class BuiltSample:
     project: DbtProject
     settings: Mapping[str, str]
     build_seconds: float
+    unit_test_statuses: Mapping[str, str]
 
     def connect(self) -> psycopg.Connection:
         s = self.settings
