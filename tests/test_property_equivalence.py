@@ -12,10 +12,10 @@ included; deletes and re-inserts; the two entries that contest the name `etf_lat
 either arrival order; rows a legacy script inserts into the two tables; universes with
 several member lists; and any JSON, hypothesis's recursive strategy, in any field), then
 runs one incremental `dbt build` of DEFAULT or PROD -- one step in four with
-`--full-refresh` -- (unit tests and generic column tests skipped, singular tests -- the
-reconciliation identity, both directions, among them -- run: equivalence.BUILD_ARGS) and
-checks it against a fresh build of the same cache (and the same legacy rows) on an empty
-database, and against tests/support/parity.py.
+`--full-refresh` -- of the two tables, the models upstream of them and of the singular
+tests, and those tests: the reconciliation identity, both directions, among them
+(support/equivalence.py, STEP_ARGS) -- and checks it against a fresh build of the same
+cache (and the same legacy rows) on an empty database, and against tests/support/parity.py.
 
 The default profile runs 20 sequences of 4 steps on the embedded PostgreSQL 18 and 10 on the
 PostgreSQL 15 service (the same model SQL on both; `make test` runs the two suites side by
