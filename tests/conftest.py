@@ -1,27 +1,24 @@
 """Shared fixtures: a real PostgreSQL (embedded 18 or the machine's 15 service), fresh
-databases, and dbt invoked in-process with a parsed manifest reused per target."""
+databases, and dbt invoked in-process (tests/support/dbt_project.py)."""
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 from psycopg import sql
+from support.databases import PROJECT_ROOT, PgServer
+from support.dbt_project import BuiltSample, DbtProject
 
-from validation.dbt import process_environment
-
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TEST_PGDATA = PROJECT_ROOT / ".pgdata" / "tests"
 SERVICE_SETTINGS = {"PGHOST": "127.0.0.1", "PGPORT": "5432", "PGUSER": "postgres"}
 
@@ -46,59 +43,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "pg_server" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.db)
-
-
-@dataclass(frozen=True)
-class PgServer:
-    """Admin connection settings of the server under test."""
-
-    settings: Mapping[str, str]
-    kind: str
-
-    def connect(self, dbname: str = "postgres", **kwargs: Any) -> psycopg.Connection:
-        return psycopg.connect(
-            host=self.settings["PGHOST"],
-            port=self.settings["PGPORT"],
-            user=self.settings["PGUSER"],
-            dbname=dbname,
-            **kwargs,
-        )
-
-    def database_settings(self, dbname: str) -> dict[str, str]:
-        return {**self.settings, "PGDATABASE": dbname}
-
-    def recreate_database(self, dbname: str) -> dict[str, str]:
-        with self.connect(autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(dbname))
-            )
-            conn.execute(sql.SQL("create database {}").format(sql.Identifier(dbname)))
-        return self.database_settings(dbname)
-
-    def drop_database(self, dbname: str) -> None:
-        with self.connect(autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(dbname))
-            )
-
-    def terminate_connections(self, dbname: str) -> None:
-        with self.connect(autocommit=True) as conn:
-            conn.execute(
-                "select pg_terminate_backend(pid) from pg_stat_activity"
-                " where datname = %s and pid <> pg_backend_pid()",
-                (dbname,),
-            )
-
-    def clone_database(self, template: str, name: str) -> None:
-        """Replace ``name`` by a copy of ``template`` (CREATE DATABASE … TEMPLATE)."""
-        self.terminate_connections(template)
-        self.drop_database(name)
-        with self.connect(autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("create database {} template {}").format(
-                    sql.Identifier(name), sql.Identifier(template)
-                )
-            )
 
 
 def _service_is_up() -> bool:
@@ -163,99 +107,6 @@ def fresh_database(pg_server: PgServer) -> Iterator[dict[str, str]]:
     settings = pg_server.recreate_database(name)
     yield settings
     pg_server.drop_database(name)
-
-
-# --- dbt in-process -------------------------------------------------------------------------
-
-
-class DbtRunFailed(AssertionError):
-    """dbt reported failure; the message carries what dbt said."""
-
-
-@dataclass
-class DbtProject:
-    """Runs this dbt project in-process against one database, reusing parsed manifests."""
-
-    settings: Mapping[str, str]
-    work_dir: Path
-    manifests: dict[str, Any] = field(default_factory=dict)
-
-    def connect(self) -> psycopg.Connection:
-        """An autocommit connection to this project's database."""
-        s = self.settings
-        return psycopg.connect(
-            host=s["PGHOST"],
-            port=s["PGPORT"],
-            user=s["PGUSER"],
-            dbname=s["PGDATABASE"],
-            autocommit=True,
-        )
-
-    def _env(self) -> dict[str, str]:
-        return {**self.settings, "DO_NOT_TRACK": "1", "DBT_SCHEMA": "public"}
-
-    def _common(self, target: str) -> list[str]:
-        return [
-            "--project-dir", str(PROJECT_ROOT),
-            "--profiles-dir", str(self.work_dir),
-            "--target", target,
-            "--target-path", str(self.work_dir / f"target-{target}"),
-            "--log-path", str(self.work_dir / "logs"),
-            "--quiet",
-        ]  # fmt: skip
-
-    def _manifest(self, target: str) -> Any:
-        from dbt.cli.main import dbtRunner
-
-        key = f"{self.settings['PGDATABASE']}/{target}"
-        if key not in self.manifests:
-            with process_environment(self._env()):
-                result = dbtRunner().invoke(["parse", *self._common(target)])
-            if not result.success:
-                raise DbtRunFailed(f"dbt parse failed: {result.exception}")
-            self.manifests[key] = result.result
-        return self.manifests[key]
-
-    def invoke(
-        self,
-        command: str,
-        *,
-        target: str = "default",
-        variables: Mapping[str, Any] | None = None,
-        args: tuple[str, ...] = (),
-        expect_success: bool = True,
-    ) -> Any:
-        from dbt.cli.main import dbtRunner
-
-        argv = [*command.split(), *self._common(target), *args]
-        if variables:
-            argv += ["--vars", json.dumps(dict(variables))]
-        manifest = None if variables else self._manifest(target)
-        with process_environment(self._env()):
-            result = dbtRunner(manifest=manifest).invoke(argv)
-        if expect_success and not result.success:
-            raise DbtRunFailed(_failure_text(result))
-        if not expect_success and result.success:
-            raise DbtRunFailed(f"dbt {command} succeeded but was expected to fail")
-        return result
-
-    def build(self, target: str = "default", **kwargs: Any) -> Any:
-        return self.invoke("build", target=target, **kwargs)
-
-
-def _failure_text(result: Any) -> str:
-    if result.exception is not None:
-        return f"dbt failed: {result.exception}"
-    messages = []
-    for node_result in getattr(result.result, "results", []) or []:
-        if str(node_result.status) in {"error", "fail"}:
-            messages.append(f"{node_result.node.unique_id}: {node_result.message}")
-    return "dbt failed:\n" + "\n".join(messages)
-
-
-def failure_messages(result: Any) -> str:
-    """Everything dbt said about failed nodes (for asserting on error messages)."""
-    return _failure_text(result)
 
 
 @pytest.fixture(scope="session")
@@ -332,25 +183,6 @@ def module_copy(
     return dbt_project.connect()
 
 
-@dataclass(frozen=True)
-class BuiltSample:
-    """A database holding the DEFAULT sample cache and the tables one build made of it."""
-
-    project: DbtProject
-    settings: Mapping[str, str]
-    build_seconds: float
-
-    def connect(self) -> psycopg.Connection:
-        s = self.settings
-        return psycopg.connect(
-            host=s["PGHOST"],
-            port=s["PGPORT"],
-            user=s["PGUSER"],
-            dbname=s["PGDATABASE"],
-            autocommit=True,
-        )
-
-
 @pytest.fixture(scope="session")
 def built_sample(
     pg_server: PgServer,
@@ -369,6 +201,12 @@ def built_sample(
     with pg_server.connect(name, autocommit=True) as conn:
         sample.load_sample(conn, schema="public", environments=("DEFAULT",))
     started = time.perf_counter()
-    project.build("default")
-    yield BuiltSample(project, settings, time.perf_counter() - started)
+    result = project.build("default", unit_tests=True)
+    seconds = time.perf_counter() - started
+    unit_tests = {
+        r.node.name: str(r.status)
+        for r in result.result.results
+        if r.node.resource_type == "unit_test"
+    }
+    yield BuiltSample(project, settings, seconds, unit_tests)
     pg_server.drop_database(name)

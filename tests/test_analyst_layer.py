@@ -12,8 +12,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import PROJECT_ROOT, BuiltSample, DbtProject
-from legacy_cache import LegacyCache, small_cache
+from support.databases import PROJECT_ROOT
+from support.dbt_project import BuiltSample, DbtProject
+from support.legacy_cache import LegacyCache, small_cache
 
 from validation.cli import main
 from validation.query import close_names

@@ -1,6 +1,6 @@
 """A corpus of bad legacy input: each case gets the exception reason it should, the rest of
 the data is still built, the reconciliation identity holds and published groups keep parity
-with their legacy JSON (tests/parity.py).
+with their legacy JSON (tests/support/parity.py).
 
 Every case is its own cache entry (its own key), so all of them share one cache and three
 builds (DEFAULT, and PROD / TEST for the respelled environments) in a module fixture; each
@@ -19,10 +19,11 @@ from typing import Any
 
 import psycopg
 import pytest
-from conftest import DbtProject, PgServer
-from legacy_cache import LegacyCache, small_cache
-from parity import ParityReport, dbt_test_statuses, parity_report
 from psycopg import sql
+from support.databases import PgServer
+from support.dbt_project import DbtProject
+from support.legacy_cache import LegacyCache, small_cache
+from support.parity import ParityReport, dbt_test_statuses, parity_report
 
 SQL_TEXT = "'); drop table cache_entries; --"
 HUGE_MEMBERS = 20_000

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import PgServer
+from support.databases import PgServer
 
 from validation import bench
 from validation.errors import UserFacingError

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import PROJECT_ROOT
+from support.databases import PROJECT_ROOT
 
 from validation.dbt import dbt_environment, run_dbt
 

@@ -11,8 +11,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psycopg
-from conftest import PROJECT_ROOT, DbtProject
-from legacy_cache import LegacyCache, published, small_cache
+from support.databases import PROJECT_ROOT
+from support.dbt_project import DbtProject
+from support.legacy_cache import LegacyCache, published, small_cache
 
 IN_PROGRESS = "Another run of environment DEFAULT is in progress"
 CHANGED_WHILE_STARTING = "Another run of environment DEFAULT changed its relations"

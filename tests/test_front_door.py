@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import PROJECT_ROOT, PgServer
-from legacy_cache import LegacyCache, small_cache
 from psycopg import sql
+from support.databases import PROJECT_ROOT, PgServer
+from support.legacy_cache import LegacyCache, small_cache
 
 from validation.validate import EXPECTATIONS_DIR
 

@@ -5,7 +5,7 @@ type, key, name, environment and value are drawn at random -- hypothesis's recur
 every field of every shape, look-alike types, invisible keys, date-like and not-quite-date
 strings -- and builds: the build must exit 0 with every singular test passing (the
 reconciliation identity in both directions among them), and the published lists must keep
-parity with their legacy JSON (tests/parity.py).  Every other example also runs a
+parity with their legacy JSON (tests/support/parity.py).  Every other example also runs a
 `--full-refresh`.  The default profile runs on both servers in `make test`; `pytest -m slow`
 runs 150 examples.
 """
@@ -19,11 +19,12 @@ from typing import Any
 
 import psycopg
 import pytest
-from conftest import DbtProject, PgServer
 from hypothesis import HealthCheck, example, given, note, settings
 from hypothesis import strategies as st
-from legacy_cache import LegacyCache, small_cache
-from parity import assert_parity, dbt_test_statuses
+from support.databases import PgServer
+from support.dbt_project import DbtProject
+from support.legacy_cache import LegacyCache, small_cache
+from support.parity import assert_parity, dbt_test_statuses
 
 BUILD_ARGS = ("--exclude", "resource_type:unit_test", "test_type:generic")
 MAPPED_TYPES = (

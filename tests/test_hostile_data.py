@@ -13,9 +13,9 @@ from typing import Any
 
 import psycopg
 import pytest
-from conftest import DbtProject
-from legacy_cache import LegacyCache, small_cache
-from parity import assert_parity, dbt_test_statuses
+from support.dbt_project import DbtProject
+from support.legacy_cache import LegacyCache, small_cache
+from support.parity import assert_parity, dbt_test_statuses
 
 # unit tests mock their inputs and the generic column tests repeat the contracts: skipped to
 # keep each scenario short; the singular tests (the reconciliation identity) run every build

@@ -34,9 +34,10 @@ from typing import Any
 
 import psycopg
 import pytest
-from conftest import PROJECT_ROOT, DbtProject, PgServer
-from equivalence import connect
-from legacy_cache import Published, published
+from support.databases import PROJECT_ROOT, PgServer
+from support.dbt_project import DbtProject
+from support.equivalence import connect
+from support.legacy_cache import Published, published
 
 ETF_HOLDINGS_SQL = (  # the spec's ETF-holdings query (validation/timings.py), verbatim
     "select gm.symbol from public.group_memberships gm join public.definition_groups dg"

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import PROJECT_ROOT, PgServer
-from legacy_cache import LegacyCache, small_cache
 from psycopg import sql
+from support.databases import PROJECT_ROOT, PgServer
+from support.legacy_cache import LegacyCache, small_cache
 
 OUTPUT_SCHEMA = "mig"
 LEGACY_SCHEMA = "legacy"

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from conftest import BuiltSample
-from legacy_cache import table_fingerprint
+from support.dbt_project import BuiltSample
+from support.legacy_cache import table_fingerprint
 
 
 def _scalar(sample: BuiltSample, query: str, *params: object) -> object:
@@ -12,6 +12,14 @@ def _scalar(sample: BuiltSample, query: str, *params: object) -> object:
         row = conn.execute(query, params).fetchone()
     assert row is not None
     return row[0]
+
+
+def test_the_unit_tests_run_and_pass_in_the_sample_build(built_sample: BuiltSample):
+    """The one build of the session that runs dbt's unit tests (the others leave them out:
+    their mocked inputs make the outcome a function of the SQL alone)."""
+    statuses = built_sample.unit_test_statuses
+    assert len(statuses) >= 6, statuses
+    assert set(statuses.values()) == {"pass"}, statuses
 
 
 def test_groups_per_type_match_the_spec(built_sample: BuiltSample):

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import DbtProject
-from legacy_cache import LegacyCache, cache_fingerprint, published, small_cache
 from psycopg import sql
+from support.dbt_project import DbtProject
+from support.legacy_cache import LegacyCache, cache_fingerprint, published, small_cache
 
 from validation import operations
 from validation.cli import main

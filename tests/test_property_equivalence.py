@@ -3,7 +3,7 @@ the two tables exactly as a fresh build on an empty database would (ids aside), 
 ids (and the created/added stamps) of every surviving group and membership, never reuses an
 id, rewrites no row whose content did not change, and never touches another environment.
 
-Each step makes 1-3 random changes (tests/equivalence.py: symbols added, removed, reordered,
+Each step makes 1-3 random changes (tests/support/equivalence.py: symbols added, removed, reordered,
 reweighted; entries added, deleted, renamed, re-keyed, duplicated under a second name,
 switched to another legacy shape, re-inserted with a NULL updated_at, moved to another or a
 misspelt environment; sectors and last_updated stamps changed; and the hostile alphabet of
@@ -12,10 +12,10 @@ included; deletes and re-inserts; the two entries that contest the name `etf_lat
 either arrival order; rows a legacy script inserts into the two tables; universes with
 several member lists; and any JSON, hypothesis's recursive strategy, in any field), then
 runs one incremental `dbt build` of DEFAULT or PROD -- one step in four with
-`--full-refresh` -- (unit tests and generic column tests skipped, singular tests -- the
-reconciliation identity, both directions, among them -- run: equivalence.BUILD_ARGS) and
-checks it against a fresh build of the same cache (and the same legacy rows) on an empty
-database, and against tests/parity.py.
+`--full-refresh` -- of the two tables, the models upstream of them and of the singular
+tests, and those tests: the reconciliation identity, both directions, among them
+(support/equivalence.py, STEP_ARGS) -- and checks it against a fresh build of the same
+cache (and the same legacy rows) on an empty database, and against tests/support/parity.py.
 
 The default profile runs 20 sequences of 4 steps on the embedded PostgreSQL 18 and 10 on the
 PostgreSQL 15 service (the same model SQL on both; `make test` runs the two suites side by
@@ -40,8 +40,11 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-from conftest import PROJECT_ROOT, PgServer
-from equivalence import (
+from hypothesis import HealthCheck, Phase, note, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, rule, run_state_machine_as_test
+from support.databases import PROJECT_ROOT, PgServer
+from support.equivalence import (
     ENVIRONMENTS,
     Change,
     Harness,
@@ -55,11 +58,8 @@ from equivalence import (
     other_environments,
     wide_changes,
 )
-from hypothesis import HealthCheck, Phase, note, settings
-from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, rule, run_state_machine_as_test
-from legacy_cache import BASE_TIME, published
-from parity import assert_parity
+from support.legacy_cache import BASE_TIME, published
+from support.parity import assert_parity
 
 
 def _settings(examples: int, steps: int, **kwargs: Any) -> settings:
@@ -131,7 +131,7 @@ def machine_for(harness: Harness) -> type[RuleBasedStateMachine]:
                 seen_membership_ids=self.seen_membership_ids,
             )
             # an independent oracle too: every list group equals its legacy JSON minus the
-            # elements the run recorded as errors (tests/parity.py)
+            # elements the run recorded as errors (tests/support/parity.py)
             assert_parity(self.conn, environment)
             self.seen_group_ids |= set(after.group_ids.values())
             self.seen_membership_ids |= set(after.membership_ids.values())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 
-from conftest import PROJECT_ROOT
+from support.databases import PROJECT_ROOT
 
 SECTION_CITATION = re.compile(r"docs/design\.md[`,)]* §(\d+)(?:[\u2013-]§?(\d+))?")
 # written in two parts, so this file does not name them itself

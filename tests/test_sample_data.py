@@ -16,11 +16,11 @@ from typing import Any
 
 import psycopg
 import pytest
-from conftest import PgServer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
+from support.databases import PgServer
 
 from validation.errors import UserFacingError
 from validation.sample import (

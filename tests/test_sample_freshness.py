@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from conftest import DbtProject
+from support.dbt_project import DbtProject
 
 from validation.sample import load_sample
 

@@ -14,9 +14,10 @@ from typing import Any
 
 import psycopg
 import pytest
-from conftest import PROJECT_ROOT, DbtProject, PgServer
-from legacy_cache import LegacyCache, small_cache
 from psycopg import sql
+from support.databases import PROJECT_ROOT, PgServer
+from support.dbt_project import DbtProject
+from support.legacy_cache import LegacyCache, small_cache
 
 # --- the analyst role -----------------------------------------------------------------------
 

@@ -15,8 +15,9 @@ from pathlib import Path
 import psycopg
 import pytest
 import yaml
-from conftest import BuiltSample, PgServer
 from psycopg import sql
+from support.databases import PgServer
+from support.dbt_project import BuiltSample
 
 from validation import cli
 from validation.validate import EXPECTATIONS_DIR, ValidationReport, format_report, run_validation

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import PROJECT_ROOT, DbtProject, PgServer
-from legacy_cache import LegacyCache, published, small_cache
+from support.databases import PROJECT_ROOT, PgServer
+from support.dbt_project import DbtProject
+from support.legacy_cache import LegacyCache, published, small_cache
 
 PREVIOUS_MAIN = "b85d73fa29f51c8f751efc85fec9a396ffc9a083"
 # The one-off step the README states for a database built before the hostile-input rules:

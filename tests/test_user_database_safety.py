@@ -18,8 +18,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import PROJECT_ROOT, PgServer
-from legacy_cache import LegacyCache, cache_fingerprint, small_cache
+from support.databases import PROJECT_ROOT, PgServer
+from support.legacy_cache import LegacyCache, cache_fingerprint, small_cache
 
 USERS_OWN_ROWS = "select md5(string_agg(t::text, '|' order by t.note)) from public.user_notes t"
 

@@ -12,9 +12,9 @@ from typing import Any
 import psycopg
 import pytest
 import yaml
-from conftest import DbtProject
-from legacy_cache import LegacyCache, small_cache
 from psycopg import sql
+from support.dbt_project import DbtProject
+from support.legacy_cache import LegacyCache, small_cache
 
 from validation.errors import UserFacingError
 from validation.validate import (

@@ -23,26 +23,42 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from conftest import PROJECT_ROOT, DbtProject, DbtRunFailed, PgServer
 from hypothesis import strategies as st
-from legacy_cache import BASE_TIME, LegacyCache, Published, published, small_cache
 from psycopg import sql
 
+from support.databases import PROJECT_ROOT, PgServer
+from support.dbt_project import DbtProject, DbtRunFailed
+from support.legacy_cache import BASE_TIME, LegacyCache, Published, published, small_cache
 from validation.sample import ensure_table
 
 ENVIRONMENTS = {"default": "DEFAULT", "prod": "PROD"}
 LIST_TYPES = ("etf_holdings", "theme_definition", "stock_universe", "etf_universe")
 MAPPED_TYPES = (*LIST_TYPES, "sector_industry_map", "stock_metadata")
-# Each step's build skips unit tests (they mock their inputs, so no source change can alter
-# their outcome) and the generic column tests (not_null, unique, relationships, ...: the
-# contracts' constraints enforce the same on the two tables, and the comparison with a fresh
-# build checks every row); the singular tests -- the reconciliation identity, the
-# empty-environment check -- run on every build.  Halves the time of a step.
+# The template's first builds run every model and test but the unit tests (they mock their
+# inputs, so no source change can alter their outcome) and the generic column tests (not_null,
+# unique, relationships, ...: the contracts' constraints enforce the same on the two tables, and
+# the comparison with a fresh build checks every row).
 BUILD_ARGS = ("--exclude", "resource_type:unit_test", "test_type:generic")
-# The reference is a fresh build of the two tables from nothing; its tests are not needed.
+# Each step then builds what the property compares and what its singular tests read -- the
+# reconciliation identity (both directions) and the empty-environment check -- and runs those
+# tests.  Left out: the seed (static data the template loaded) and the analytics marts (not
+# compared here; their incremental runs equal fresh builds in tests/test_incremental_runs.py).
+# The views stay in: a table rebuilt under them drops them (dbt replaces tables with cascade).
+STEP_ARGS = (
+    "--select",
+    "resource_type:model,+test_type:singular",
+    "resource_type:model,+definition_groups",
+    "resource_type:model,+group_memberships",
+    "test_type:singular",
+    "--indirect-selection", "empty",
+    "--no-write-json",
+)  # fmt: skip
+# The reference is a fresh build of the two tables from nothing (on a copy of a database that
+# holds only the seed: tests/support/equivalence.py's ReferenceWorker); its tests are not needed.
 REFERENCE_ARGS = (
     "--select", "+definition_groups", "+group_memberships",
-    "--exclude", "resource_type:test", "resource_type:unit_test",
+    "--exclude", "resource_type:test", "resource_type:unit_test", "resource_type:seed",
+    "--no-write-json",
 )  # fmt: skip
 
 
@@ -926,6 +942,20 @@ def insert_legacy_rows(conn: psycopg.Connection, rows: Iterable[tuple[Any, ...]]
             )
 
 
+def seeded_name(reference: str) -> str:
+    return f"{reference}_seeded"
+
+
+def create_seeded_database(pg_server: PgServer, project: DbtProject) -> None:
+    """A database holding only the seed, for every target: the start of each fresh build
+    (the seed is static data; loading it again for every reference cost a tenth of one)."""
+    name = project.settings["PGDATABASE"]
+    pg_server.recreate_database(name)
+    for target in ENVIRONMENTS:
+        project.invoke("seed", target=target, args=("--no-write-json",))
+    pg_server.clone_database(name, seeded_name(name))
+
+
 def fresh_build(
     pg_server: PgServer,
     project: DbtProject,
@@ -933,10 +963,11 @@ def fresh_build(
     rows: Iterable[tuple[Any, ...]],
     legacy: tuple[tuple[Any, ...], ...] = (),
 ) -> Published:
-    """Build the two tables from nothing, for one target, on a recreated database.  Rows a
-    legacy script inserted into the tables are there first (a build of an empty cache
-    creates the tables for them)."""
-    pg_server.recreate_database(project.settings["PGDATABASE"])
+    """Build the two tables from nothing, for one target, on a copy of the database that
+    create_seeded_database made.  Rows a legacy script inserted into the tables are there
+    first (a build of an empty cache creates the tables for them)."""
+    name = project.settings["PGDATABASE"]
+    pg_server.clone_database(seeded_name(name), name)
     with connect(project.settings) as conn:
         if legacy:
             copy_cache((), conn)
@@ -957,6 +988,7 @@ def _reference_worker(
     dbt = ProjectCopy(settings, work, {}, project_dir=Path(project))
     for target in ENVIRONMENTS:
         dbt._manifest(target)  # parse while the parent builds its template
+    create_seeded_database(pg_server, dbt)
     pipe.send(("ready", None))
     while (message := pipe.recv()) is not None:
         target, rows, legacy = message
@@ -1023,6 +1055,7 @@ class Harness:
     work_dir: Path
     project_dir: Path = PROJECT_ROOT
     build_args: tuple[str, ...] = BUILD_ARGS
+    step_args: tuple[str, ...] = STEP_ARGS
     references: dict[Any, Published] = field(default_factory=dict)
     worker: ReferenceWorker | None = None
     parallel: bool = True
@@ -1053,6 +1086,7 @@ class Harness:
                 self.incremental.manifests,
                 project_dir=self.project_dir,
             )
+            create_seeded_database(self.pg_server, self.local_reference)
         self.pg_server.recreate_database(self.incremental_name)
         with connect(self.incremental.settings) as conn:
             starting_cache(LegacyCache(conn).create())
@@ -1074,7 +1108,7 @@ class Harness:
         full_refresh: bool = False,
     ) -> None:
         self.builds += 1
-        args = (*self.build_args, "--full-refresh") if full_refresh else self.build_args
+        args = (*self.step_args, "--full-refresh") if full_refresh else self.step_args
         self.incremental.build(target, args=args, variables=variables)
 
     def start_fresh_build(self, conn: psycopg.Connection, target: str) -> None:
@@ -1103,7 +1137,7 @@ class Harness:
     def drop(self) -> None:
         if self.worker is not None:
             self.worker.close()
-        for name in (self.template_name, self.reference_name):
+        for name in (self.template_name, self.reference_name, seeded_name(self.reference_name)):
             self.pg_server.drop_database(name)
 
 

@@ -1,0 +1,1 @@
+"""Helpers shared by the test modules: servers, the dbt runner, legacy caches, oracles."""

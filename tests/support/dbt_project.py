@@ -1,0 +1,138 @@
+"""dbt invoked in-process against one test database, with parsed manifests reused per target."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from support.databases import PROJECT_ROOT
+from validation.dbt import process_environment
+
+SELECTING = frozenset({"--select", "-s", "--exclude", "--selector", "--resource-type"})
+
+
+class DbtRunFailed(AssertionError):
+    """dbt reported failure; the message carries what dbt said."""
+
+
+@dataclass
+class DbtProject:
+    """Runs this dbt project in-process against one database, reusing parsed manifests."""
+
+    settings: Mapping[str, str]
+    work_dir: Path
+    manifests: dict[str, Any] = field(default_factory=dict)
+
+    def connect(self) -> psycopg.Connection:
+        """An autocommit connection to this project's database."""
+        s = self.settings
+        return psycopg.connect(
+            host=s["PGHOST"],
+            port=s["PGPORT"],
+            user=s["PGUSER"],
+            dbname=s["PGDATABASE"],
+            autocommit=True,
+        )
+
+    def _env(self) -> dict[str, str]:
+        return {**self.settings, "DO_NOT_TRACK": "1", "DBT_SCHEMA": "public"}
+
+    def _common(self, target: str) -> list[str]:
+        return [
+            "--project-dir", str(PROJECT_ROOT),
+            "--profiles-dir", str(self.work_dir),
+            "--target", target,
+            "--target-path", str(self.work_dir / f"target-{target}"),
+            "--log-path", str(self.work_dir / "logs"),
+            "--quiet",
+        ]  # fmt: skip
+
+    def _manifest(self, target: str) -> Any:
+        from dbt.cli.main import dbtRunner
+
+        key = f"{self.settings['PGDATABASE']}/{target}"
+        if key not in self.manifests:
+            with process_environment(self._env()):
+                result = dbtRunner().invoke(["parse", *self._common(target)])
+            if not result.success:
+                raise DbtRunFailed(f"dbt parse failed: {result.exception}")
+            self.manifests[key] = result.result
+        return self.manifests[key]
+
+    def invoke(
+        self,
+        command: str,
+        *,
+        target: str = "default",
+        variables: Mapping[str, Any] | None = None,
+        args: tuple[str, ...] = (),
+        expect_success: bool = True,
+    ) -> Any:
+        from dbt.cli.main import dbtRunner
+
+        argv = [*command.split(), *self._common(target), *args]
+        if variables:
+            argv += ["--vars", json.dumps(dict(variables))]
+        manifest = None if variables else self._manifest(target)
+        with process_environment(self._env()):
+            result = dbtRunner(manifest=manifest).invoke(argv)
+        if expect_success and not result.success:
+            raise DbtRunFailed(_failure_text(result))
+        if not expect_success and result.success:
+            raise DbtRunFailed(f"dbt {command} succeeded but was expected to fail")
+        return result
+
+    def build(
+        self,
+        target: str = "default",
+        *,
+        args: tuple[str, ...] = (),
+        unit_tests: bool = False,
+        **kwargs: Any,
+    ) -> Any:
+        """`dbt build`.  Unit tests mock every input, so their outcome depends on the SQL
+        alone: they run in the session's sample build (conftest.built_sample, unit_tests=True)
+        and are left out of the other builds -- unless ``args`` selects nodes itself."""
+        if not unit_tests and not SELECTING.intersection(args):
+            args = ("--exclude", "resource_type:unit_test", *args)
+        return self.invoke("build", target=target, args=args, **kwargs)
+
+
+def _failure_text(result: Any) -> str:
+    if result.exception is not None:
+        return f"dbt failed: {result.exception}"
+    messages = []
+    for node_result in getattr(result.result, "results", []) or []:
+        if str(node_result.status) in {"error", "fail"}:
+            messages.append(f"{node_result.node.unique_id}: {node_result.message}")
+    return "dbt failed:\n" + "\n".join(messages)
+
+
+def failure_messages(result: Any) -> str:
+    """Everything dbt said about failed nodes (for asserting on error messages)."""
+    return _failure_text(result)
+
+
+@dataclass(frozen=True)
+class BuiltSample:
+    """A database holding the DEFAULT sample cache and the tables one build made of it."""
+
+    project: DbtProject
+    settings: Mapping[str, str]
+    build_seconds: float
+    unit_test_statuses: Mapping[str, str]
+
+    def connect(self) -> psycopg.Connection:
+        s = self.settings
+        return psycopg.connect(
+            host=s["PGHOST"],
+            port=s["PGPORT"],
+            user=s["PGUSER"],
+            dbname=s["PGDATABASE"],
+            autocommit=True,
+        )
