@@ -86,12 +86,6 @@
 {%- endmacro %}
 
 
-{% macro clear_watermark(consumer) -%}
-    delete from {{ watermarks_relation() }}
-    where environment = '{{ migration_environment() }}' and consumer = '{{ consumer }}'
-{%- endmacro %}
-
-
 {% macro prune_change_log() -%}
     {#- Forget the batches every analyst model of this environment has applied. -#}
     delete from {{ change_log_relation() }}
