@@ -196,12 +196,12 @@ def parity_report(
 ) -> ParityReport:
     """Compares every published ETF/THEME/CUSTOM group of `environment` with its legacy entry."""
     report = ParityReport(environment)
-    intermediate = f"{schema}_intermediate_{environment.lower()}"
+    operations = f"{schema}_ops_{environment.lower()}"
     names = {
         "cache": sql.Identifier(source_schema, "cache_entries"),
         "groups": sql.Identifier(schema, "definition_groups"),
         "memberships": sql.Identifier(schema, "group_memberships"),
-        "exceptions": sql.Identifier(intermediate, "int_migration_exceptions"),
+        "exceptions": sql.Identifier(operations, "migration_exceptions"),
     }
     legacy: dict[tuple[str, str], list[tuple[Any, ...]]] = {}
     for row in conn.execute(
