@@ -5,6 +5,8 @@ the legacy JSON array, normalised, minus the elements the run recorded as error 
 The check reads the legacy rows itself and re-derives, in Python, which entry wins a
 duplicated key, where each shape keeps its member list, how each element normalises and why
 an element cannot be a member, then compares that with what the run published and recorded.
+It is the reference for "the legacy answer"; which parity check guards what is stated once, in
+the description of cache_entry_reconciliation (models/marts/operations/_operations.yml).
 """
 
 from __future__ import annotations
