@@ -48,7 +48,7 @@ lint: setup
 	$(BIN)/ruff check validation tests
 	$(BIN)/ruff format --check validation tests
 	$(BIN)/dbt parse --warn-error --quiet
-	$(BIN)/sqlfluff lint models tests/dbt analyses --disable-progress-bar --nocolor
+	$(BIN)/sqlfluff lint models tests/dbt analyses macros --disable-progress-bar --nocolor
 
 test-embedded: setup
 	$(PYTEST) --pg embedded --junitxml=$(REPORTS)/junit-pg18.xml

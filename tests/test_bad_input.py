@@ -4,7 +4,7 @@ with their legacy JSON (tests/support/parity.py).
 
 Every case is its own cache entry (its own key), so all of them share one cache and three
 builds (DEFAULT, and PROD / TEST for the respelled environments) in a module fixture; each
-case is then one test asserting on `<schema>_intermediate_<env>.int_migration_exceptions`
+case is then one test asserting on `<schema>_ops_<env>.migration_exceptions`
 and on the published tables.
 """
 
@@ -243,9 +243,7 @@ def corpus(
 
 
 def _exceptions(corpus: Corpus, case: Case) -> dict[int | None, tuple[str, str]]:
-    table = sql.Identifier(
-        f"public_intermediate_{case.run_environment.lower()}", "int_migration_exceptions"
-    )
+    table = sql.Identifier(f"public_ops_{case.run_environment.lower()}", "migration_exceptions")
     rows = corpus.conn.execute(
         sql.SQL(
             "select element_position, reason, severity, detail from {} where cache_entry_id = %s"

@@ -1,5 +1,5 @@
 """Two builds at once against shared tables: both finish correctly, one waits, or the second
-stops at once with a message (plain dbt, one environment: macros/run_claim.sql)."""
+stops at once with a message (plain dbt, one environment: macros/run_claim/)."""
 
 from __future__ import annotations
 

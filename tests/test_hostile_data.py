@@ -42,7 +42,7 @@ def _three_builds(project: DbtProject, conn: psycopg.Connection) -> None:
 def _exceptions(conn: psycopg.Connection, entry_id: int) -> list[tuple[Any, ...]]:
     return conn.execute(
         "select element_position, reason, severity, detail"
-        " from public_intermediate_default.int_migration_exceptions"
+        " from public_ops_default.migration_exceptions"
         " where cache_entry_id = %s order by element_position nulls first, reason",
         (entry_id,),
     ).fetchall()

@@ -455,7 +455,7 @@ def test_an_environment_without_entries_fails_loudly(dbt_project: DbtProject):
     message = failure_messages(result)
     assert "assert_environment_has_source_entries" in message
     reasons = conn.execute(
-        "select reason, count(*) from public_intermediate_test.int_migration_exceptions group by 1"
+        "select reason, count(*) from public_ops_test.migration_exceptions group by 1"
     ).fetchall()
     assert dict(reasons) == {"invalid_environment": 1}
     published_groups = conn.execute(

@@ -35,7 +35,7 @@ def test_groups_per_type_match_the_spec(built_sample: BuiltSample):
             " and type in ('stock_universe', 'etf_universe')"
         ).fetchone()
         superseded = conn.execute(
-            "select count(*) from public_intermediate_default.int_migration_exceptions"
+            "select count(*) from public_ops_default.migration_exceptions"
             " where reason = 'superseded_entry' and cache_type like '%universe'"
         ).fetchone()
     assert counts["ETF"] == 24

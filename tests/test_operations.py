@@ -245,7 +245,7 @@ def _exception_counts(conn: psycopg.Connection, environment: str) -> tuple[int, 
         sql.SQL(
             "select count(*) filter (where severity = 'error'),"
             " count(*) filter (where severity = 'warning') from {}"
-        ).format(sql.Identifier(f"public_intermediate_{environment}", "int_migration_exceptions"))
+        ).format(sql.Identifier(f"public_ops_{environment}", "migration_exceptions"))
     ).fetchone()
     assert row is not None
     return row[0], row[1]
@@ -261,7 +261,7 @@ def test_a_run_that_skips_the_exceptions_model_logs_no_exception_counts(
     dbt_project.invoke(
         "run",
         target="prod",
-        args=("--exclude", "int_migration_exceptions", "cache_entry_reconciliation+"),
+        args=("--exclude", "migration_exceptions", "cache_entry_reconciliation+"),
     )
 
     log = conn.execute(

@@ -25,7 +25,7 @@ SPEC_TABLES = {("public", "definition_groups"), ("public", "group_memberships")}
 SURELY_FORBIDDEN = {
     ("public", "cache_entries"),
     ("public", "migration_run_log"),
-    ("public_intermediate_default", "int_migration_exceptions"),
+    ("public_ops_default", "migration_exceptions"),
     ("public_staging_default", "stg_legacy__cache_entries"),
 }
 

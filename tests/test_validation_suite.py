@@ -223,14 +223,14 @@ def test_a_query_slowed_by_a_dropped_index_fails_its_budget(
 # --- when it cannot run ---------------------------------------------------------------------
 
 
-def _manifest(path: Path, database: str, *, exceptions_schema: str = "public_intermediate_test"):
+def _manifest(path: Path, database: str, *, exceptions_schema: str = "public_ops_test"):
     def entry(name: str, schema: str) -> dict[str, Any]:
         return {"database": database, "schema": schema, "name": name, "alias": name}
 
     nodes = {
         MANIFEST_NODES["groups"]: entry("definition_groups", "public"),
         MANIFEST_NODES["memberships"]: entry("group_memberships", "public"),
-        MANIFEST_NODES["exceptions"]: entry("int_migration_exceptions", exceptions_schema),
+        MANIFEST_NODES["exceptions"]: entry("migration_exceptions", exceptions_schema),
     }
     sources = {CACHE_SOURCE: {**entry("cache_entries", "public"), "identifier": "cache_entries"}}
     path.write_text(json.dumps({"nodes": nodes, "sources": sources}), encoding="utf-8")
@@ -250,7 +250,7 @@ def test_unknown_target_names_the_known_ones(tmp_path: Path):
 
 
 def test_a_manifest_of_another_target_is_refused(tmp_path: Path):
-    manifest = _manifest(tmp_path / "m.json", "db", exceptions_schema="public_intermediate_prod")
+    manifest = _manifest(tmp_path / "m.json", "db", exceptions_schema="public_ops_prod")
     with pytest.raises(
         UserFacingError,
         match="build of the PROD environment, not TEST; run dbt build --target test first",

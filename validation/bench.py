@@ -351,6 +351,8 @@ def _sizes(conn: psycopg.Connection[Any]) -> dict[str, int]:
             key = "intermediate models (all)"
         elif "_staging_" in schema:
             key = "staging schema (seed)"
+        elif "_ops_" in schema:
+            key = "operations marts (all)"
         else:
             key = f"{schema} (other)"
         sizes[key] = sizes.get(key, 0) + int(size)

@@ -9,8 +9,8 @@ Where the tables of a target are, in this order:
    whichever was written last (``<target dir>`` is ``$DBT_TARGET_PATH`` or ``target/``);
    a manifest of another environment or another database is skipped, and said so;
 3. the variables dbt itself uses: ``DBT_SCHEMA`` (default ``public``) for the two tables,
-   ``<schema>_intermediate_<env>`` / ``<schema>_ops_<env>`` beside it, and ``public`` for
-   ``cache_entries``.
+   ``<schema>_ops_<env>`` beside it for the operations marts (the exceptions, the
+   reconciliation and the retirement readiness), and ``public`` for ``cache_entries``.
 
 Each answer carries where it came from, so an error can say where the command looked, and why.
 """
@@ -39,7 +39,7 @@ PROJECT = "sprint59_migration"
 NODES = {
     "groups": f"model.{PROJECT}.definition_groups",
     "memberships": f"model.{PROJECT}.group_memberships",
-    "exceptions": f"model.{PROJECT}.int_migration_exceptions",
+    "exceptions": f"model.{PROJECT}.migration_exceptions",
     "reconciliation": f"model.{PROJECT}.cache_entry_reconciliation",
     "readiness": f"model.{PROJECT}.cache_retirement_readiness",
 }
@@ -224,7 +224,7 @@ def _from_schema(target: str, schema: str, source_schema: str, why: str) -> Tabl
         target=target,
         groups=Relation(schema, "definition_groups"),
         memberships=Relation(schema, "group_memberships"),
-        exceptions=Relation(f"{schema}_intermediate_{suffix}", "int_migration_exceptions"),
+        exceptions=Relation(f"{schema}_ops_{suffix}", "migration_exceptions"),
         reconciliation=Relation(f"{schema}_ops_{suffix}", "cache_entry_reconciliation"),
         readiness=Relation(f"{schema}_ops_{suffix}", "cache_retirement_readiness"),
         cache=Relation(source_schema, "cache_entries"),

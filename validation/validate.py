@@ -218,7 +218,7 @@ def _declare_checks(
         rows(
             "legacy_parity",
             f"For every ETF and theme of {spec.environment}, the member set equals the legacy "
-            "JSON array (trimmed, upper-cased) minus the elements int_migration_exceptions "
+            "JSON array (trimmed, upper-cased) minus the elements migration_exceptions "
             "records as errors.",
         ),
     )

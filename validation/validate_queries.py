@@ -152,7 +152,8 @@ select count(*) as unexpected from {batch} where weight < 0 or weight > 1
 
 # Every ETF and theme of the environment: its members must be the legacy JSON array (trimmed,
 # upper-cased) minus the elements, or whole entries, that the migration recorded as error-level
-# exceptions.  Returns one row per symbol on one side only.
+# exceptions.  Returns one row per symbol on one side only.  Which parity check guards what:
+# the description of cache_entry_reconciliation (models/marts/operations/_operations.yml).
 PARITY_SQL = """
 with batch_rows as (select * from {batch} as memberships),
 legacy_entries as (

@@ -8,7 +8,7 @@
     groups; this test's failure fails the build.
 -#}
 {%- set environment = migration_environment() %}
--- depends_on: {{ ref('int_migration_exceptions') }}
+-- depends_on: {{ ref('migration_exceptions') }}
 
 with
 

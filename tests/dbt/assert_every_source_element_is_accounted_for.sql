@@ -14,7 +14,8 @@
     entry with that symbol whose sector names the group.  A stale member (its stock re-keyed,
     moved or deleted) fails this test.
 
-    The test fails on each entry or membership it cannot account for.
+    The test fails on each entry or membership it cannot account for.  Which parity check
+    guards what: the description of cache_entry_reconciliation (models/marts/operations/).
 -#}
 {%- set environment = migration_environment() -%}
 

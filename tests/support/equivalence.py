@@ -856,7 +856,7 @@ def copy_project(destination: Path) -> Path:
 
 def break_macro(project_dir: Path, macro: str, body: str) -> None:
     """Replace one macro's body in a project copy (for mutation tests of the property)."""
-    for path in (project_dir / "macros").glob("*.sql"):
+    for path in (project_dir / "macros").rglob("*.sql"):
         text = path.read_text()
         pattern = re.compile(
             r"(\{%-?\s*macro\s+" + re.escape(macro) + r"\(.*?\)\s*-?%\}).*?(\{%-?\s*endmacro)",

@@ -5,6 +5,8 @@ the legacy JSON array, normalised, minus the elements the run recorded as error 
 The check reads the legacy rows itself and re-derives, in Python, which entry wins a
 duplicated key, where each shape keeps its member list, how each element normalises and why
 an element cannot be a member, then compares that with what the run published and recorded.
+It is the reference for "the legacy answer"; which parity check guards what is stated once, in
+the description of cache_entry_reconciliation (models/marts/operations/_operations.yml).
 """
 
 from __future__ import annotations
@@ -196,12 +198,12 @@ def parity_report(
 ) -> ParityReport:
     """Compares every published ETF/THEME/CUSTOM group of `environment` with its legacy entry."""
     report = ParityReport(environment)
-    intermediate = f"{schema}_intermediate_{environment.lower()}"
+    operations = f"{schema}_ops_{environment.lower()}"
     names = {
         "cache": sql.Identifier(source_schema, "cache_entries"),
         "groups": sql.Identifier(schema, "definition_groups"),
         "memberships": sql.Identifier(schema, "group_memberships"),
-        "exceptions": sql.Identifier(intermediate, "int_migration_exceptions"),
+        "exceptions": sql.Identifier(operations, "migration_exceptions"),
     }
     legacy: dict[tuple[str, str], list[tuple[Any, ...]]] = {}
     for row in conn.execute(

@@ -1,3 +1,25 @@
+{#-
+    How definition_groups and group_memberships are written: both in this model's transaction,
+    so a reader never sees a group half-updated (a new ETF with no members, or a changed ETF
+    with its old members).  Two models would commit in two transactions, so the membership
+    diff is applied by this model's post-hook; group_memberships only creates its table.
+
+    In this model's transaction, in order (one macro file each, under macros/publishing/):
+      1. serialize_mart_writes   the marts' advisory lock: one writer at a time
+      2. the id sequences, created when missing (ids as SERIAL would give them)
+      3. guard_mass_delete       refuse a run that would delete too many groups (nothing written yet)
+      4. delete_removed_groups   open the run log row; delete groups whose entry left (memberships
+                                 by ON DELETE CASCADE); log them in migration_change_log
+      -  this model's SQL        the new and changed groups (ids kept by group_identity_matches);
+                                 dbt's incremental merge (unique_key id) writes them
+      5. publish_memberships     the membership diff (membership_diff_sql), the guard's membership
+                                 half, delete / update / insert in group_memberships, change log,
+                                 run log, stocks watermark
+      -  analyze                 fresh statistics for the analyst models that follow
+    Then group_memberships, in its own transaction: steps 6 and 7, in
+    models/marts/core/group_memberships.sql.
+    Why hooks and not a custom materialization: docs/architecture.md.
+-#}
 {{
     config(
         pre_hook=[

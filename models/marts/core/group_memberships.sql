@@ -1,3 +1,15 @@
+{#-
+    Written by definition_groups' transaction, not by this model's SQL: after the first build,
+    definition_groups' post-hook publish_memberships (macros/publishing/publish_memberships.sql)
+    applies each run's membership diff in the groups' transaction, so this model has nothing
+    left to write and selects no row.  It owns the table: the first build creates it, with its
+    contract (the spec's DDL, the foreign key with ON DELETE CASCADE), from every desired row
+    (all_desired_memberships_sql, macros/publishing/desired_memberships.sql).
+    Its hooks: serialize_mart_writes and the sequence before; after it, publishing steps
+      6. record_first_membership_build   the first build's run log counts and stocks watermark
+      7. vacuum_memberships              after the commit: visibility map and statistics
+    Steps 1-5, in definition_groups' transaction: models/marts/core/definition_groups.sql.
+-#}
 {{
     config(
         pre_hook=[
@@ -14,11 +26,6 @@
 -- depends_on: {{ ref('int_member_elements') }}
 -- depends_on: {{ ref('int_stock_sectors') }}
 -- depends_on: {{ ref('int_group_entries') }}
-{#
-    definition_groups' post-hook applies each run's membership diff in its own transaction
-    (macros/marts_sync.sql), so once the table exists this model has nothing left to write.
-    It owns the table: the first build creates it, with its contract, from every desired row.
-#}
 
 with
 

@@ -26,7 +26,7 @@ cache_type_mappings as (
 
 exceptions as (
 
-    select * from {{ ref('int_migration_exceptions') }}
+    select * from {{ ref('migration_exceptions') }}
 
 ),
 

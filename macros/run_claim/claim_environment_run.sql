@@ -27,29 +27,6 @@
     in per-environment schemas; the marts serialise their own writes).
 -#}
 
-{% macro query_comment_with_invocation(connection_name, node) -%}
-    {#- dbt's default query comment plus the invocation id, so other runs can see this one. -#}
-    {%- set comment = {
-        'app': 'dbt',
-        'dbt_version': dbt_version,
-        'profile_name': target.get('profile_name'),
-        'target_name': target.get('target_name'),
-        'invocation_id': invocation_id,
-    } -%}
-    {%- if node is not none -%}
-        {%- do comment.update({'node_id': node.unique_id}) -%}
-    {%- else -%}
-        {%- do comment.update({'connection_name': connection_name}) -%}
-    {%- endif -%}
-    {{ return(tojson(comment)) }}
-{%- endmacro %}
-
-
-{% macro run_claims_relation() -%}
-    {{ adapter.quote(target.schema) }}.migration_run_claims
-{%- endmacro %}
-
-
 {% macro claim_environment_run() %}
     {#- Only commands that build models claim (source freshness, docs generate, test … read). -#}
     {%- if not execute or flags.WHICH not in ('build', 'run') -%}
@@ -180,70 +157,6 @@
 {% endmacro %}
 
 
-{% macro stale_cached_relations() %}
-    {#-
-        The relations of this project whose existence in dbt's relation cache, read before
-        the on-run-start hooks, no longer matches the catalog: another run of this
-        environment that finished or stopped in between changed them.  Building on such a
-        cache fails half-way ("relation ... already exists"), so the run stops first.
-    -#}
-    {%- set nodes = graph.nodes.values()
-        | selectattr('resource_type', 'in', ['model', 'seed', 'snapshot'])
-        | rejectattr('config.materialized', 'equalto', 'ephemeral')
-        | list -%}
-    {%- set schemas = nodes | map(attribute='schema') | unique | list -%}
-    {%- set catalog = run_query(
-        "select n.nspname || '.' || c.relname "
-        ~ "from pg_class as c join pg_namespace as n on n.oid = c.relnamespace "
-        ~ "where c.relkind in ('r', 'p', 'v', 'm') and n.nspname in ('"
-        ~ schemas | join("', '") ~ "')"
-    ) -%}
-    {%- set present = catalog.columns[0].values() | list -%}
-    {%- set stale = [] -%}
-    {%- for node in nodes -%}
-        {%- set cached = adapter.get_relation(
-            database=node.database, schema=node.schema, identifier=node.alias
-        ) -%}
-        {%- if (cached is none) == ((node.schema ~ '.' ~ node.alias) in present) -%}
-            {%- do stale.append(node.schema ~ '.' ~ node.alias) -%}
-        {%- endif -%}
-    {%- endfor -%}
-    {{ return(stale) }}
-{% endmacro %}
-
-
-{% macro release_environment_run() %}
-    {#- Last on-run-end hook: the claim is finished (only this invocation's own claim). -#}
-    {%- if not execute or flags.WHICH not in ('build', 'run') -%}
-        {{ return('select 1 /* this command made no claim */') }}
-    {%- endif -%}
-    do $release$
-    begin
-        if to_regclass('{{ run_claims_relation() | replace("'", "''") }}') is not null then
-            update {{ run_claims_relation() }}
-            set finished_at = clock_timestamp() at time zone 'UTC'
-            where
-                environment = '{{ migration_environment() }}'
-                and invocation_id = '{{ invocation_id }}'
-                and finished_at is null;
-        end if;
-    end
-    $release$
-{% endmacro %}
-
-
-{% macro postgres__create_schema(relation) -%}
-    {#-
-        dbt's own, serialised: dbt creates missing schemas before any hook, and two runs
-        creating one schema at once make the second fail on pg_namespace's unique index
-        (CREATE SCHEMA IF NOT EXISTS checks before it inserts).  The transaction lock makes
-        the second wait for the first's commit, and then find the schema.
-    -#}
-    {%- if relation.database -%}
-        {{ adapter.verify_database(relation.database) }}
-    {%- endif -%}
-    {%- call statement('create_schema') -%}
-        select pg_advisory_xact_lock(hashtext('sprint59_migration.create_schema'));
-        create schema if not exists {{ relation.without_identifier().include(database=False) }}
-    {%- endcall -%}
-{% endmacro %}
+{% macro run_claims_relation() -%}
+    {{ adapter.quote(target.schema) }}.migration_run_claims
+{%- endmacro %}

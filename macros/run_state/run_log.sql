@@ -122,26 +122,27 @@
 {% macro record_exception_counts(results) %}
     {#-
         on-run-end: add the exceptions this run recorded to its run log row, when the run both
-        published (the row exists) and built int_migration_exceptions.  A run that built only
+        published (the row exists) and built migration_exceptions.  A run that built only
         one of them leaves the counts NULL: "not counted", rather than another run's figures.
     -#}
-    {%- set exceptions = [] -%}
+    {%- set exceptions = ref('migration_exceptions') -%}
+    {%- set built = [] -%}
     {%- for result in results
         if result.node.resource_type == 'model'
-        and result.node.name == 'int_migration_exceptions'
+        and result.node.name == 'migration_exceptions'
         and result.status == 'success' -%}
-        {%- do exceptions.append(result.node.relation_name) -%}
+        {%- do built.append(result.node.unique_id) -%}
     {%- endfor -%}
-    {%- if exceptions -%}
+    {%- if built -%}
         update {{ run_log_relation() }} set
             exception_errors = (
-                select count(*) from {{ exceptions[0] }} where severity = 'error'
+                select count(*) from {{ exceptions }} where severity = 'error'
             ),
             exception_warnings = (
-                select count(*) from {{ exceptions[0] }} where severity = 'warning'
+                select count(*) from {{ exceptions }} where severity = 'warning'
             )
         where {{ run_log_key() }}
     {%- else -%}
-        select 1 /* int_migration_exceptions not built by this run: no counts to record */
+        select 1 /* migration_exceptions not built by this run: no counts to record */
     {%- endif -%}
 {% endmacro %}

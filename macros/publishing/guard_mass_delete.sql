@@ -1,11 +1,12 @@
 {#-
-    The mass-delete guard.  It refuses a run that would delete more than
-    var('mass_delete_max_share') of this environment's groups or memberships once it holds at
-    least var('mass_delete_min_rows') of them, or all of them: the usual sign of an empty or
-    truncated source.  --vars '{allow_mass_delete: true}' lets it through.  Groups (and the
-    memberships they take with them) are checked before any write; the memberships a changed
-    group loses are checked once publish_memberships knows them, in the same transaction, so
-    either refusal leaves nothing changed.
+    Publishing, step 3 (pre-hook of definition_groups) and its second half in step 5
+    (publish_memberships): the mass-delete guard.  It refuses a run that would delete more
+    than var('mass_delete_max_share') of this environment's groups or memberships once it
+    holds at least var('mass_delete_min_rows') of them, or all of them: the usual sign of an
+    empty or truncated source.  --vars '{allow_mass_delete: true}' lets it through.  Groups
+    (and the memberships they take with them) are checked before any write; the memberships a
+    changed group loses are checked once publish_memberships knows them, in the same
+    transaction, so either refusal leaves nothing changed.
 -#}
 
 {% macro guard_mass_delete() %}
@@ -48,6 +49,24 @@
     {%- endif -%}
     {%- do mass_delete_verdict(checks) -%}
     {{ return('select 1 /* mass-delete guard passed */') }}
+{% endmacro %}
+
+
+{% macro check_membership_deletes(memberships, deleted, cascaded) %}
+    {#-
+        The membership half of the mass-delete guard, once the diff is known (the group half
+        runs before any write, in guard_mass_delete): raise, rolling the whole transaction
+        back, when this run would delete too large a share of the environment's memberships.
+        deleted: what the diff deletes; cascaded: what went with the removed groups, already
+        gone from the table, so counted back in.
+    -#}
+    {%- set doomed = deleted + cascaded -%}
+    {%- if doomed > 0 -%}
+        {%- set remaining = environment_membership_count(memberships, this, doomed) -%}
+        {%- if remaining is not none -%}
+            {%- do mass_delete_verdict([('group_memberships', remaining + cascaded, doomed)]) -%}
+        {%- endif -%}
+    {%- endif -%}
 {% endmacro %}
 
 

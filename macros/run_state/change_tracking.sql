@@ -11,7 +11,9 @@
       consumer writes its watermark in the same transaction as its changes, so a run that fails
       half-way leaves the watermark behind and the next run picks the same changes up again.
 
-    All three live in the target schema next to the run log and are created by on-run-start.
+    All three live in the target schema next to the run log and are created by on-run-start;
+    models/staging/migration_state/ declares them (with the run log and the run claims) as the
+    source migration_state.
 -#}
 
 {% macro batch_sequence() -%}
@@ -30,7 +32,7 @@
 
 
 {% macro create_change_tracking(sequence, change_log, change_log_index, watermarks) %}
-    {#- The parts that are missing (ensure_state_tables in macros/run_log.sql decides). -#}
+    {#- The parts that are missing (ensure_state_tables in macros/run_state/run_log.sql decides). -#}
     {%- if sequence %}
     create sequence if not exists {{ batch_sequence() }};
     {%- endif %}
@@ -83,12 +85,6 @@
     where applied.batch is not null
     on conflict (environment, consumer) do update
     set batch = greatest({{ watermarks_relation() }}.batch, excluded.batch)
-{%- endmacro %}
-
-
-{% macro clear_watermark(consumer) -%}
-    delete from {{ watermarks_relation() }}
-    where environment = '{{ migration_environment() }}' and consumer = '{{ consumer }}'
 {%- endmacro %}
 
 
