@@ -910,7 +910,7 @@ def copy_cache(rows: Iterable[tuple[Any, ...]], conn: psycopg.Connection) -> Non
 
 
 LEGACY_ROWS_SQL = """
-select g.name, g.type, g.description, g.metadata::text, g.environment,
+select g.name, g.type, g.description, g.metadata::text, g.environment, g.last_update,
        coalesce((select json_agg(json_build_array(m.symbol, m.weight, m.metadata)
                                  order by m.symbol)::text
                  from public.group_memberships m where m.group_id = g.id), '[]')
@@ -922,16 +922,19 @@ order by g.id
 
 
 def legacy_rows(conn: psycopg.Connection) -> tuple[tuple[Any, ...], ...]:
-    """The rows a legacy script put into the two tables (groups without metadata.source)."""
+    """The rows a legacy script put into the two tables (groups without metadata.source),
+    with the last_update the column's default gave them (a reference copies it: the
+    migration never writes these rows, so theirs must match to the microsecond)."""
     return tuple(conn.execute(LEGACY_ROWS_SQL).fetchall())
 
 
 def insert_legacy_rows(conn: psycopg.Connection, rows: Iterable[tuple[Any, ...]]) -> None:
-    for name, group_type, description, metadata, environment, members in rows:
+    for name, group_type, description, metadata, environment, last_update, members in rows:
         found = conn.execute(
-            "insert into public.definition_groups (name, type, description, metadata, environment)"
-            " values (%s, %s, %s, %s::jsonb, %s) returning id",
-            (name, group_type, description, metadata, environment),
+            "insert into public.definition_groups"
+            " (name, type, description, metadata, environment, last_update)"
+            " values (%s, %s, %s, %s::jsonb, %s, %s) returning id",
+            (name, group_type, description, metadata, environment, last_update),
         ).fetchone()
         assert found is not None
         for symbol, weight, member_metadata in json.loads(members):
@@ -1167,12 +1170,12 @@ def check_step(
             extra = mine[part].keys() - fresh[part].keys()
             differ = [
                 (k, mine[part][k], fresh[part][k])
-                for k in sorted(mine[part].keys() & fresh[part].keys())
+                for k in sorted(mine[part].keys() & fresh[part].keys(), key=repr)
                 if mine[part][k] != fresh[part][k]
             ]
             problems.append(
-                f"{part} differ from a fresh build: missing {sorted(missing)}, "
-                f"extra {sorted(extra)}, different {differ}"
+                f"{part} differ from a fresh build: missing {sorted(missing, key=repr)}, "
+                f"extra {sorted(extra, key=repr)}, different {differ}"
             )
     for ids, seen in (("group_ids", seen_group_ids), ("membership_ids", seen_membership_ids)):
         survivors = old[ids].keys() & mine[ids].keys()
