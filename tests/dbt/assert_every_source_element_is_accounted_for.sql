@@ -120,55 +120,95 @@ source_symbols as (
 
 ),
 
-stale_list_members as (
+sector_aliases as (
 
-    select published_memberships.*
-    from published_memberships
-    where
-        published_memberships.group_type <> 'SECTOR'
-        and not exists (
-            select 1
-            from source_symbols
-            where
-                source_symbols.cache_type = published_memberships.source_type
-                and source_symbols.entry_key = published_memberships.source_key
-                and source_symbols.symbol = published_memberships.symbol
-        )
+    -- every text a stock's sector may carry to join the group of a current sector entry:
+    -- the entry's key, its name, its key with spaces
+    select
+        sectors.entry_key as source_key,
+        aliases.alias
+    from cache_entries as sectors
+    cross join
+        lateral (
+            values
+            (lower(sectors.entry_key)),
+            (lower(sectors.entry_name)),
+            (lower(replace(sectors.entry_key, '_', ' ')))
+        ) as aliases (alias)
+    where sectors.cache_type = 'sector_industry_map'
 
 ),
 
-stale_sector_members as (
+traced_sector_members as (
 
-    select published_memberships.*
+    -- (sector entry, symbol) for every current stock_metadata entry whose sector names it: a
+    -- set, so that the anti-join below is one hash join, not a scan of the cache per member
+    select distinct
+        sector_aliases.source_key,
+        translate(
+            btrim(stocks.entry_key), 'abcdefghijklmnopqrstuvwxyz', 'ABCDEFGHIJKLMNOPQRSTUVWXYZ'
+        ) as symbol
+    from cache_entries as stocks
+    inner join sector_aliases
+        on lower(btrim({{ json_text_at('stocks.entry_value', 'sector') }})) = sector_aliases.alias
+    where stocks.cache_type = 'stock_metadata'
+
+),
+
+stale_list_member_keys as (
+
+    -- Published memberships that trace to no current source element, as set differences,
+    -- not correlated NOT EXISTS: the staging view's normalised environment has no statistics,
+    -- so the planner expects a handful of cache entries and would scan them once per member
+    -- (minutes at scale 10); EXCEPT reads each side once, whatever the planner expects.
+    select
+        source_type::text as source_type,
+        source_key::text as source_key,
+        symbol::text as symbol
     from published_memberships
-    where
-        published_memberships.group_type = 'SECTOR'
-        and not exists (
-            select 1
-            from cache_entries as stocks
-            inner join cache_entries as sectors
-                on
-                    sectors.cache_type = 'sector_industry_map'
-                    and sectors.entry_key = published_memberships.source_key
-            where
-                stocks.cache_type = 'stock_metadata'
-                and translate(
-                    btrim(stocks.entry_key), 'abcdefghijklmnopqrstuvwxyz', 'ABCDEFGHIJKLMNOPQRSTUVWXYZ'
-                ) = published_memberships.symbol
-                and lower(btrim({{ json_text_at('stocks.entry_value', 'sector') }})) in (
-                    lower(published_memberships.source_key),
-                    lower(sectors.entry_name),
-                    lower(replace(published_memberships.source_key, '_', ' '))
-                )
-        )
+    where group_type <> 'SECTOR'
+    except
+    select
+        cache_type::text,
+        entry_key::text,
+        symbol::text
+    from source_symbols
+
+),
+
+stale_sector_member_keys as (
+
+    select
+        source_key::text as source_key,
+        symbol::text as symbol
+    from published_memberships
+    where group_type = 'SECTOR'
+    except
+    select
+        source_key::text,
+        symbol::text
+    from traced_sector_members
 
 ),
 
 stale_members as (
 
-    select * from stale_list_members
+    select published_memberships.*
+    from published_memberships
+    inner join stale_list_member_keys
+        on
+            published_memberships.source_type = stale_list_member_keys.source_type
+            and published_memberships.source_key = stale_list_member_keys.source_key
+            and published_memberships.symbol = stale_list_member_keys.symbol
+    where published_memberships.group_type <> 'SECTOR'
     union all
-    select * from stale_sector_members
+    select published_memberships.*
+    from published_memberships
+    inner join stale_sector_member_keys
+        on
+            published_memberships.source_key = stale_sector_member_keys.source_key
+            and published_memberships.symbol = stale_sector_member_keys.symbol
+    where published_memberships.group_type = 'SECTOR'
 
 ),
 
