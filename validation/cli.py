@@ -349,14 +349,33 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_query(args: argparse.Namespace) -> int:
     from validation.query import ask, render
 
-    needed = {"etf": 1, "theme": 1, "symbol": 1, "overlap": 2, "sector": 0}[args.question]
+    needed = {"etf": 1, "theme": 1, "symbol": 1, "overlap": 2, "sector": 0, "changes": 1}[
+        args.question
+    ]
     if len(args.names) < needed or len(args.names) > max(needed, 1):
         raise UserFacingError(
             f"'query {args.question}' takes {needed or 'an optional'} name"
             f"{'s' if needed > 1 else ''}; e.g. 'query etf SPY', 'query overlap SPY VOO'."
         )
+    if (args.since or args.until) and args.question != "changes":
+        raise UserFacingError("--since and --until go with 'query changes NAME'; use --as-of.")
     settings = resolve_settings(start_embedded=False)
     tables = locate_tables(args, settings)
+    if args.question == "changes" or args.as_of:
+        from validation.history_query import ask_history
+
+        answer = ask_history(
+            settings,
+            args.question,
+            args.names,
+            environment=args.target.upper(),
+            schema=tables.groups.schema,
+            as_of=args.as_of,
+            since=args.since,
+            until=args.until,
+        )
+        _say(render(answer, args.format))
+        return 0
     answer = ask(
         settings,
         args.question,

@@ -15,11 +15,24 @@
 {% macro history_touched_keys_sql(keys) -%}
     {#-
         The keys (group_id, or group_id and symbol) the pending changes touch, with the first and
-        last batch touching each and their times.  Memberships: the logged ones, every current
+        last batch touching each and their times; without a watermark, every current key.  Memberships: the logged ones, every current
         member of a group inserted or renamed (not logged one by one), every open row of a group
         renamed or deleted.  Groups: the group-level rows that change existence or identity.
     -#}
     {%- set membership = keys == 'membership' -%}
+    {%- if analytics_rebuilds_environment() %}
+    -- no watermark: every current key, opened at this run
+    select
+        current_rows.group_id,
+        {%- if membership %}
+        current_rows.symbol,
+        {%- endif %}
+        {{ history_opening_batch_sql() }} as first_batch,
+        {{ history_opening_batch_sql() }} as last_batch,
+        {{ run_timestamp() }} as first_published_at,
+        {{ run_timestamp() }} as last_published_at
+    from ({{ current_memberships_sql() if membership else current_groups_sql() }}) as current_rows
+    {%- else %}
     select
         touches.group_id,
         {%- if membership %}
@@ -53,6 +66,7 @@
         {%- endif %}
     ) as touches
     group by touches.group_id{% if membership %}, touches.symbol{% endif %}
+    {%- endif %}
 {%- endmacro %}
 
 

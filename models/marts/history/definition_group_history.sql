@@ -10,7 +10,6 @@
         post_hook="{{ create_open_history_index(['group_id']) }}",
     )
 }}
-{%- set rebuild = analytics_rebuilds_environment() -%}
 
 with
 
@@ -20,26 +19,11 @@ current_groups as (
 
 ),
 
-{%- if rebuild %}
-
-touched_groups as (
-
-    -- no watermark: every current group, opened at this run
-    select
-        group_id,
-        {{ history_opening_batch_sql() }} as last_batch,
-        {{ run_timestamp() }} as last_published_at
-    from current_groups
-
-),
-{%- else %}
-
 touched_groups as (
 
     {{ history_touched_keys_sql('group') | indent(4) }}
 
 ),
-{%- endif %}
 
 opened_groups as (
 

@@ -10,7 +10,6 @@
         post_hook="{{ create_open_history_index(['group_id', 'symbol']) }}",
     )
 }}
-{%- set rebuild = analytics_rebuilds_environment() -%}
 
 with
 
@@ -20,27 +19,11 @@ current_memberships as (
 
 ),
 
-{%- if rebuild %}
-
-touched_memberships as (
-
-    -- no watermark: every current membership, opened at this run
-    select
-        group_id,
-        symbol,
-        {{ history_opening_batch_sql() }} as last_batch,
-        {{ run_timestamp() }} as last_published_at
-    from current_memberships
-
-),
-{%- else %}
-
 touched_memberships as (
 
     {{ history_touched_keys_sql('membership') | indent(4) }}
 
 ),
-{%- endif %}
 
 opened_memberships as (
 
