@@ -361,21 +361,6 @@ def cmd_query(args: argparse.Namespace) -> int:
         raise UserFacingError("--since and --until go with 'query changes NAME'; use --as-of.")
     settings = resolve_settings(start_embedded=False)
     tables = locate_tables(args, settings)
-    if args.question == "changes" or args.as_of:
-        from validation.history_query import ask_history
-
-        answer = ask_history(
-            settings,
-            args.question,
-            args.names,
-            environment=args.target.upper(),
-            schema=tables.groups.schema,
-            as_of=args.as_of,
-            since=args.since,
-            until=args.until,
-        )
-        _say(render(answer, args.format))
-        return 0
     answer = ask(
         settings,
         args.question,
@@ -383,6 +368,7 @@ def cmd_query(args: argparse.Namespace) -> int:
         environment=args.target.upper(),
         schema=tables.groups.schema,
         looked_in=_looked_in(tables, settings),
+        history={"as_of": args.as_of, "since": args.since, "until": args.until},
     )
     _say(render(answer, args.format))
     return 0
@@ -459,7 +445,8 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     plan = operations.rollback_plan(settings, environment, schema, _looked_in(tables, settings))
     _say(f"rollback of {environment} in schema {schema} would delete:")
     for table, rows in plan.items():
-        _say(f"  {table:<20} {rows:>10,} rows")
+        kept = table.endswith("_history")  # operations.HISTORY_TABLES: closed, not deleted
+        _say(f"  {table:<24} {rows:>10,} {'open periods (closed now, kept)' if kept else 'rows'}")
     _say("  cache_entries is not touched: the legacy application keeps working.")
     if not any(plan.values()):
         _say("nothing to delete.")
@@ -467,7 +454,8 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     if not args.yes:
         _confirm("", environment)
     deleted = operations.rollback(settings, environment, schema)
-    _say("deleted: " + ", ".join(f"{table} {rows:,}" for table, rows in deleted.items()))
+    done = [f"{t} {n:,}{' closed' if t.endswith('_history') else ''}" for t, n in deleted.items()]
+    _say("deleted: " + ", ".join(done))
     return 0
 
 

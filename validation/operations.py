@@ -23,6 +23,9 @@ from validation.errors import UserFacingError
 BACKUP_DIR = PROJECT_ROOT / "backups"
 MARTS_LOCK = targets.MARTS_LOCK
 ANALYST_TABLES = ("symbol_memberships", "group_summary", "etf_overlap")
+# A rollback closes their open periods at its own time instead of deleting them: the history
+# then says the environment's groups and memberships ended there (docs/design.md §9).
+HISTORY_TABLES = ("group_membership_history", "definition_group_history")
 SNAPSHOT_SCHEMA = re.compile(r"sprint59_backup_(default|test|uat|prod)_[0-9]{8}t[0-9]{12}z")
 Say = Callable[[str], None]
 
@@ -380,13 +383,23 @@ def rollback_plan(
                 (environment,),
             ).fetchone()
             counts[table] = int(found[0]) if found else 0
+        for table in _existing_analyst_tables(conn, schema, HISTORY_TABLES):
+            found = conn.execute(
+                sql.SQL(
+                    "select count(*) from {} where environment = %s and valid_to is null"
+                ).format(sql.Identifier(schema, table)),
+                (environment,),
+            ).fetchone()
+            counts[table] = int(found[0]) if found else 0
     return counts
 
 
-def _existing_analyst_tables(conn: psycopg.Connection, schema: str) -> list[str]:
+def _existing_analyst_tables(
+    conn: psycopg.Connection, schema: str, names: tuple[str, ...] = ANALYST_TABLES
+) -> list[str]:
     return [
         name
-        for name in ANALYST_TABLES
+        for name in names
         if conn.execute(
             "select to_regclass(%s)", (sql.Identifier(schema, name).as_string(conn),)
         ).fetchone()
@@ -422,6 +435,18 @@ def rollback(settings: Mapping[str, str], environment: str, schema: str) -> dict
                     sql.Identifier(schema, table)
                 ),
                 (environment,),
+            ).rowcount
+        sequence = sql.Identifier(schema, "migration_batch_seq").as_string(conn)
+        batch = None
+        if conn.execute("select to_regclass(%s)", (sequence,)).fetchone() != (None,):
+            batch = conn.execute("select nextval(%s::regclass)", (sequence,)).fetchone()
+        for table in _existing_analyst_tables(conn, schema, HISTORY_TABLES):
+            deleted[table] = conn.execute(
+                sql.SQL(
+                    "update {} set valid_to = (clock_timestamp() at time zone 'UTC'),"
+                    " closed_batch = %s where environment = %s and valid_to is null"
+                ).format(sql.Identifier(schema, table)),
+                (batch[0] if batch else None, environment),
             ).rowcount
         conn.commit()
     return deleted
