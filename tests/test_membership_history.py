@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -16,6 +17,7 @@ from support.dbt_project import DbtProject, DbtRunFailed
 from support.equivalence import Change, Source, changes, starting_cache
 from support.legacy_cache import BASE_TIME, LegacyCache, published, small_cache
 
+from validation import operations
 from validation.cli import main
 
 # A state as the history records it: group identity + symbol -> (name, weight, position),
@@ -257,7 +259,7 @@ def build_once(project: DbtProject) -> None:
 
 
 @settings(
-    max_examples=2,
+    max_examples=6,
     deadline=None,
     derandomize=True,
     database=None,
@@ -268,7 +270,7 @@ def build_once(project: DbtProject) -> None:
     steps=st.lists(
         st.tuples(st.lists(changes(), min_size=1, max_size=3), st.sampled_from([False, True])),
         min_size=2,
-        max_size=3,
+        max_size=4,
     )
 )
 def test_history_as_of_every_step_equals_the_tables_after_random_changes(
@@ -292,5 +294,82 @@ def test_history_as_of_every_step_equals_the_tables_after_random_changes(
                 # the mass-delete guard refused the run: allow it, as an operator would
                 dbt_project.build(args=args, variables={"allow_mass_delete": True})
             recorded.append((last_run_time(conn), tables_state(conn)))
+        assert len({at for at, _ in recorded}) == len(recorded), "a step published nothing"
         for step, (at, expected) in enumerate(recorded):
             assert history_as_of(conn, at) == expected, f"as of step {step} ({at})"
+
+
+def test_rollback_closes_the_environments_history_and_the_next_build_reopens_it(
+    history_environment: tuple[datetime, datetime],
+    dbt_project: DbtProject,
+    capsys: pytest.CaptureFixture[str],
+):
+    assert main(["rollback", "--target", "default", "--yes"]) == 0
+    assert "open periods (closed now, kept)" in capsys.readouterr().out
+    conn = dbt_project.connect()
+    row = conn.execute(
+        "select count(*) filter (where valid_to is null), max(valid_to)"
+        " from public.group_membership_history where environment = 'DEFAULT'"
+    ).fetchone()
+    assert row is not None
+    still_open, rolled_back_at = row
+    assert still_open == 0
+    dbt_project.build()
+    assert history_as_of(conn, rolled_back_at) == ({}, {})
+    assert history_as_of(conn, last_run_time(conn)) == tables_state(conn)
+
+
+def test_pruning_history_keeps_the_retention_window_exact_and_refuses_earlier_dates(
+    history_environment: tuple[datetime, datetime],
+    dbt_project: DbtProject,
+    capsys: pytest.CaptureFixture[str],
+):
+    first, second = history_environment
+    conn = dbt_project.connect()
+    between = first + (second - first) / 2
+    now = conn.execute("select clock_timestamp() at time zone 'UTC'").fetchone()
+    assert now is not None
+    days = (now[0] - between).total_seconds() / 86400
+    dbt_project.invoke(
+        "run-operation prune_history", args=("--args", json.dumps({"retention_days": days}))
+    )
+    row = conn.execute(
+        "select min(valid_from) from public.group_membership_history where environment = 'DEFAULT'"
+    ).fetchone()
+    assert row is not None
+    starts = row[0]
+    assert first < starts < second
+    # from the cutoff on, every answer is what the tables held
+    state_now = tables_state(conn)
+    assert history_as_of(conn, second) == state_now
+    spy_at_start = {
+        key[4]
+        for key in history_as_of(conn, starts)[1]
+        if key[1:4] == ("ETF", "etf_holdings", "SPY")
+    }
+    assert spy_at_start == {"AAPL", "MSFT", "NVDA", "XOM"}
+    # before it, the query says it does not know
+    assert main(["query", "etf", "SPY", "--as-of", first.isoformat()]) == 2
+    assert "history of DEFAULT starts at" in capsys.readouterr().err
+
+
+HISTORY_ROWS_SQL = (
+    "select * from public.group_membership_history where environment = 'DEFAULT'"
+    " order by group_id, symbol, valid_from"
+)
+
+
+def test_backup_and_restore_carry_the_environments_history(
+    history_environment: tuple[datetime, datetime],
+    dbt_project: DbtProject,
+    tmp_path: Path,
+):
+    conn = dbt_project.connect()
+    backed_up = conn.execute(HISTORY_ROWS_SQL).fetchall()
+    made = operations.backup(dbt_project.settings, "DEFAULT", directory=tmp_path)
+    assert made.rows["group_membership_history"] == len(backed_up)
+    _reweight_qqq(LegacyCache(conn))
+    dbt_project.build()
+    assert conn.execute(HISTORY_ROWS_SQL).fetchall() != backed_up
+    assert main(["restore", str(made.path), "--yes"]) == 0
+    assert conn.execute(HISTORY_ROWS_SQL).fetchall() == backed_up
