@@ -32,8 +32,8 @@ def _position(metadata: Any) -> int | None:
 
 
 def tables_state(conn: psycopg.Connection) -> tuple[GroupState, MembershipState]:
-    """What the two tables hold, in the history's terms (only migrated groups: history keys
-    legacy rows by group id, the tables' identity by name)."""
+    """What the two tables hold, in the history's terms: the groups the migration built
+    (the history leaves out rows a legacy script inserted)."""
     state = published(conn)
     names = {
         gid: name
@@ -55,7 +55,7 @@ def history_as_of(conn: psycopg.Connection, at: datetime) -> tuple[GroupState, M
         (env, gtype, stype, skey): name
         for env, gtype, stype, skey, name in conn.execute(
             "select environment, group_type, source_type, source_key, group_name"
-            f" from public.definition_group_history where {in_period} and source_type is not null",
+            f" from public.definition_group_history where {in_period}",
             {"at": at},
         ).fetchall()
     }
@@ -64,7 +64,7 @@ def history_as_of(conn: psycopg.Connection, at: datetime) -> tuple[GroupState, M
         for env, gtype, stype, skey, symbol, name, weight, position in conn.execute(
             "select environment, group_type, source_type, source_key, symbol, group_name,"
             " weight, position from public.group_membership_history"
-            f" where {in_period} and source_type is not null",
+            f" where {in_period}",
             {"at": at},
         ).fetchall()
     }

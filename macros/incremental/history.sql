@@ -162,7 +162,10 @@
     from {{ ref('group_memberships') }} as group_memberships
     inner join {{ ref('definition_groups') }} as definition_groups
         on group_memberships.group_id = definition_groups.id
-    where definition_groups.environment = '{{ migration_environment() }}'
+    where
+        definition_groups.environment = '{{ migration_environment() }}'
+        -- what the migration publishes (a legacy script's rows are not in the change log)
+        and {{ is_migrated_group('definition_groups.metadata') }}
 {%- endmacro %}
 
 
@@ -176,5 +179,7 @@
         definition_groups.metadata -> 'source' ->> 'type' as source_type,
         definition_groups.metadata -> 'source' ->> 'key' as source_key
     from {{ ref('definition_groups') }} as definition_groups
-    where definition_groups.environment = '{{ migration_environment() }}'
+    where
+        definition_groups.environment = '{{ migration_environment() }}'
+        and {{ is_migrated_group('definition_groups.metadata') }}
 {%- endmacro %}
