@@ -14,10 +14,11 @@
 
 {% macro history_touched_keys_sql(keys) -%}
     {#-
-        The keys (group_id, or group_id and symbol) the pending changes touch, with the first and
-        last batch touching each and their times; without a watermark, every current key.  Memberships: the logged ones, every current
-        member of a group inserted or renamed (not logged one by one), every open row of a group
-        renamed or deleted.  Groups: the group-level rows that change existence or identity.
+        The keys (group_id, or group_id and symbol) the pending changes touch, with the first
+        and last batch touching each and their times; without a watermark, every current key.
+        Memberships: the logged ones, every current member of a group inserted or renamed (not
+        logged one by one), every open row of a group renamed or deleted.  Groups: the
+        group-level rows that change existence or identity.
     -#}
     {%- set membership = keys == 'membership' -%}
     {%- if analytics_rebuilds_environment() %}
