@@ -21,7 +21,8 @@
         ) }}
     {%- endif -%}
     {%- set environment = migration_environment() -%}
-    {%- set cutoff = "(" ~ run_timestamp() ~ " - interval '" ~ (days | float) ~ " days')" -%}
+    {#- a number times a day: '8.4e-05 days' is no interval literal, 8.4e-05 is a number -#}
+    {%- set cutoff = "(" ~ run_timestamp() ~ " - interval '1 day' * " ~ (days | float) ~ ")" -%}
     {%- set statements = ["begin"] -%}
     {%- for model in [ref('group_membership_history'), ref('definition_group_history')] -%}
         {%- do statements.append(serialize_mart_writes(model.identifier) | trim) -%}
