@@ -109,6 +109,8 @@ KEPT_TABLES = (
     "public.symbol_memberships",
     "public.group_summary",
     "public.etf_overlap",
+    "public.group_membership_history",
+    "public.definition_group_history",
 )
 
 
@@ -165,7 +167,13 @@ def test_a_change_is_logged_once_and_applied_by_every_analyst_model(
             "select consumer, batch from migration_watermarks where environment = 'DEFAULT'"
         ).fetchall()
     )
-    for model in ("group_summary", "symbol_memberships", "etf_overlap"):
+    for model in (
+        "group_summary",
+        "symbol_memberships",
+        "etf_overlap",
+        "group_membership_history",
+        "definition_group_history",
+    ):
         assert watermarks[model] >= batch, f"{model} has not applied batch {batch}"
     assert conn.execute(
         "select member_count from group_summary where environment = 'DEFAULT' and name = 'XLE'"

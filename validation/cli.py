@@ -349,12 +349,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_query(args: argparse.Namespace) -> int:
     from validation.query import ask, render
 
-    needed = {"etf": 1, "theme": 1, "symbol": 1, "overlap": 2, "sector": 0}[args.question]
+    needed = {"etf": 1, "theme": 1, "symbol": 1, "overlap": 2, "sector": 0, "changes": 1}[
+        args.question
+    ]
     if len(args.names) < needed or len(args.names) > max(needed, 1):
         raise UserFacingError(
             f"'query {args.question}' takes {needed or 'an optional'} name"
             f"{'s' if needed > 1 else ''}; e.g. 'query etf SPY', 'query overlap SPY VOO'."
         )
+    if (args.since or args.until) and args.question != "changes":
+        raise UserFacingError("--since and --until go with 'query changes NAME'; use --as-of.")
     settings = resolve_settings(start_embedded=False)
     tables = locate_tables(args, settings)
     answer = ask(
@@ -364,6 +368,7 @@ def cmd_query(args: argparse.Namespace) -> int:
         environment=args.target.upper(),
         schema=tables.groups.schema,
         looked_in=_looked_in(tables, settings),
+        history={"as_of": args.as_of, "since": args.since, "until": args.until},
     )
     _say(render(answer, args.format))
     return 0
@@ -440,7 +445,8 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     plan = operations.rollback_plan(settings, environment, schema, _looked_in(tables, settings))
     _say(f"rollback of {environment} in schema {schema} would delete:")
     for table, rows in plan.items():
-        _say(f"  {table:<20} {rows:>10,} rows")
+        kept = table.endswith("_history")  # operations.HISTORY_TABLES: closed, not deleted
+        _say(f"  {table:<24} {rows:>10,} {'open periods (closed now, kept)' if kept else 'rows'}")
     _say("  cache_entries is not touched: the legacy application keeps working.")
     if not any(plan.values()):
         _say("nothing to delete.")
@@ -448,7 +454,8 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     if not args.yes:
         _confirm("", environment)
     deleted = operations.rollback(settings, environment, schema)
-    _say("deleted: " + ", ".join(f"{table} {rows:,}" for table, rows in deleted.items()))
+    done = [f"{t} {n:,}{' closed' if t.endswith('_history') else ''}" for t, n in deleted.items()]
+    _say("deleted: " + ", ".join(done))
     return 0
 
 

@@ -85,12 +85,22 @@ def build_parser() -> argparse.ArgumentParser:
     query = commands.add_parser(
         "query",
         help="ask the migrated tables: etf SPY | symbol AAPL | sector [KEY] | theme KEY | "
-        "overlap SPY VOO",
+        "overlap SPY VOO; the past: etf SPY --as-of 2026-06-01 | symbol NVDA --as-of D | "
+        "changes SPY --since D [--until D]",
     )
-    query.add_argument("question", choices=["etf", "symbol", "sector", "theme", "overlap"])
+    query.add_argument(
+        "question", choices=["etf", "symbol", "sector", "theme", "overlap", "changes"]
+    )
     query.add_argument("names", nargs="*", help="ETF, symbol, sector or theme name(s)")
     query.add_argument("--target", choices=TARGET_NAMES, default="default")
     query.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    query.add_argument(
+        "--as-of",
+        help="answer etf/theme/sector/symbol from the history, as of a date (its end) or "
+        "date-time, UTC",
+    )
+    query.add_argument("--since", help="changes: from this date (its start) or date-time, UTC")
+    query.add_argument("--until", help="changes: to this date (its end) or date-time; default now")
     query.add_argument(
         "--schema",
         help="schema of the tables (default: from the last build, else $DBT_SCHEMA or public)",

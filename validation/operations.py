@@ -23,6 +23,9 @@ from validation.errors import UserFacingError
 BACKUP_DIR = PROJECT_ROOT / "backups"
 MARTS_LOCK = targets.MARTS_LOCK
 ANALYST_TABLES = ("symbol_memberships", "group_summary", "etf_overlap")
+# A rollback closes their open periods at its own time instead of deleting them: the history
+# then says the environment's groups and memberships ended there (docs/design.md §9).
+HISTORY_TABLES = ("group_membership_history", "definition_group_history")
 SNAPSHOT_SCHEMA = re.compile(r"sprint59_backup_(default|test|uat|prod)_[0-9]{8}t[0-9]{12}z")
 Say = Callable[[str], None]
 
@@ -191,6 +194,14 @@ def _copy_slice_to(
         }
         for name, statement in statements.items():
             rows[name] = conn.execute(statement, (environment,)).rowcount
+        # the history models' slice, taken in the same snapshot as the tables it describes
+        for name in _existing_analyst_tables(conn, schema, HISTORY_TABLES):
+            rows[name] = conn.execute(
+                sql.SQL("create table {} as select * from {} where environment = %s").format(
+                    sql.Identifier(snapshot, name), sql.Identifier(schema, name)
+                ),
+                (environment,),
+            ).rowcount
     except psycopg.errors.UndefinedTable as exc:
         conn.rollback()
         raise UserFacingError(
@@ -248,6 +259,12 @@ def restore_plan(
             sql.Identifier(schema, "definition_groups"),
         ),
     }
+    for table in HISTORY_TABLES:
+        backed_up = meta.get("rows")
+        if isinstance(backed_up, dict) and table in backed_up:
+            statements[table] = sql.SQL("select count(*) from {} where environment = %s").format(
+                sql.Identifier(schema, table)
+            )
     if with_cache_entries:
         statements["cache_entries"] = sql.SQL(
             "select count(*) from {} where upper(btrim(environment)) = %s"
@@ -310,6 +327,21 @@ def restore(
             ).rowcount
             for table in ("definition_groups", "group_memberships"):
                 _advance_sequence(conn, schema, table)
+            # history goes back with the tables it describes (a backup made before the
+            # history models has none: the environment's history is then left as it is)
+            for table in _existing_analyst_tables(conn, snapshot, HISTORY_TABLES):
+                if table not in _existing_analyst_tables(conn, schema, HISTORY_TABLES):
+                    continue
+                history = sql.Identifier(schema, table)
+                conn.execute(
+                    sql.SQL("delete from {} where environment = %s").format(history),
+                    (environment,),
+                )
+                restored[table] = conn.execute(
+                    sql.SQL("insert into {} select * from {}").format(
+                        history, sql.Identifier(snapshot, table)
+                    )
+                ).rowcount
             if with_cache_entries:
                 cache = sql.Identifier(source_schema, "cache_entries")
                 conn.execute(
@@ -380,13 +412,23 @@ def rollback_plan(
                 (environment,),
             ).fetchone()
             counts[table] = int(found[0]) if found else 0
+        for table in _existing_analyst_tables(conn, schema, HISTORY_TABLES):
+            found = conn.execute(
+                sql.SQL(
+                    "select count(*) from {} where environment = %s and valid_to is null"
+                ).format(sql.Identifier(schema, table)),
+                (environment,),
+            ).fetchone()
+            counts[table] = int(found[0]) if found else 0
     return counts
 
 
-def _existing_analyst_tables(conn: psycopg.Connection, schema: str) -> list[str]:
+def _existing_analyst_tables(
+    conn: psycopg.Connection, schema: str, names: tuple[str, ...] = ANALYST_TABLES
+) -> list[str]:
     return [
         name
-        for name in ANALYST_TABLES
+        for name in names
         if conn.execute(
             "select to_regclass(%s)", (sql.Identifier(schema, name).as_string(conn),)
         ).fetchone()
@@ -422,6 +464,20 @@ def rollback(settings: Mapping[str, str], environment: str, schema: str) -> dict
                     sql.Identifier(schema, table)
                 ),
                 (environment,),
+            ).rowcount
+        sequence = sql.Identifier(schema, "migration_batch_seq").as_string(conn)
+        batch = None
+        if conn.execute("select to_regclass(%s)", (sequence,)).fetchone() != (None,):
+            batch = conn.execute("select nextval(%s::regclass)", (sequence,)).fetchone()
+        # one moment for both tables: the rollback's
+        moment = conn.execute("select clock_timestamp() at time zone 'UTC'").fetchone()
+        for table in _existing_analyst_tables(conn, schema, HISTORY_TABLES):
+            deleted[table] = conn.execute(
+                sql.SQL(
+                    "update {} set valid_to = %s, closed_batch = %s"
+                    " where environment = %s and valid_to is null"
+                ).format(sql.Identifier(schema, table)),
+                (moment[0] if moment else None, batch[0] if batch else None, environment),
             ).rowcount
         conn.commit()
     return deleted

@@ -157,10 +157,21 @@ def ask(
     environment: str,
     schema: str = "public",
     looked_in: str = "",
+    history: Mapping[str, str | None] | None = None,
 ) -> Answer:
-    """Answer one of: etf NAME, theme KEY, sector [KEY], symbol SYMBOL, overlap ETF OTHER.
+    """Answer one of: etf NAME, theme KEY, sector [KEY], symbol SYMBOL, overlap ETF OTHER;
+    with ``history`` (as_of, since, until) set, or for ``changes NAME``, from the history
+    models (validation/history_query.py).
 
     ``looked_in`` says where the tables were looked for, and why there, in error messages."""
+    history = history or {}
+    if question == "changes" or history.get("as_of"):
+        from validation.history_query import ask_history
+
+        return ask_history(
+            settings, question, arguments, environment=environment, schema=schema,
+            as_of=history.get("as_of"), since=history.get("since"), until=history.get("until"),
+        )  # fmt: skip
     try:
         return _ask(
             settings, question, arguments, environment=environment, schema=schema,

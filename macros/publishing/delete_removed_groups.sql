@@ -24,14 +24,14 @@
         {{ doomed_groups_sql() }};
 
         insert into {{ change_log_relation() }}
-            (batch, environment, group_id, group_type, group_name, symbol, change)
+            (batch, environment, group_id, group_type, group_name, symbol, change, published_at)
         select {{ batch }}, '{{ migration_environment() }}', doomed_groups.id, doomed_groups.type,
-            doomed_groups.name, null, 'delete'
+            doomed_groups.name, null, 'delete', {{ run_timestamp() }}
         from doomed_groups
         {%- if memberships is not none %}
         union all
         select {{ batch }}, '{{ migration_environment() }}', doomed_groups.id, doomed_groups.type,
-            doomed_groups.name, group_memberships.symbol, 'delete'
+            doomed_groups.name, group_memberships.symbol, 'delete', {{ run_timestamp() }}
         from doomed_groups
         inner join {{ memberships }} as group_memberships
             on group_memberships.group_id = doomed_groups.id

@@ -55,7 +55,7 @@
     order by group_id, symbol;
 
     insert into {{ change_log_relation() }}
-        (batch, environment, group_id, group_type, group_name, symbol, change)
+        (batch, environment, group_id, group_type, group_name, symbol, change, published_at)
     select
         {{ batch }}, '{{ environment }}', definition_groups.id, definition_groups.type,
         definition_groups.name, null,
@@ -64,7 +64,8 @@
             when (groups_before_run.name, groups_before_run.type)
                 <> (definition_groups.name, definition_groups.type) then 'rename'
             else 'update'
-        end
+        end,
+        {{ run_timestamp() }}
     from {{ this }} as definition_groups
     left join groups_before_run
         on definition_groups.id = groups_before_run.id
@@ -74,7 +75,8 @@
     union all
     select
         {{ batch }}, '{{ environment }}', definition_groups.id, definition_groups.type,
-        definition_groups.name, membership_changes.symbol, membership_changes.change
+        definition_groups.name, membership_changes.symbol, membership_changes.change,
+        {{ run_timestamp() }}
     from membership_changes
     inner join {{ this }} as definition_groups
         on membership_changes.group_id = definition_groups.id

@@ -4,7 +4,9 @@
     - migration_batch_seq numbers the batches of changes.  int_stock_sectors stamps every row
       it rewrites with a new batch, and definition_groups' publish stamps the change log.
     - migration_change_log: one row per group (symbol NULL; change insert, update, rename or
-      delete) or membership (group, symbol; insert, update or delete) that a publish changed.
+      delete) or membership (group, symbol; insert, update or delete) that a publish changed,
+      with the run's timestamp (published_at: when the change became visible; the history
+      models date their rows with it; NULL on rows written before they existed).
       The memberships of a group inserted by the same publish are not listed one by one.  The
       analyst models read the rows after their watermark and rebuild only what they touch.
     - migration_watermarks: per environment and consumer, the last batch it has applied.  A
@@ -31,7 +33,7 @@
 {%- endmacro %}
 
 
-{% macro create_change_tracking(sequence, change_log, change_log_index, watermarks) %}
+{% macro create_change_tracking(sequence, change_log, change_log_index, watermarks, published_at=false) %}
     {#- The parts that are missing (ensure_state_tables in macros/run_state/run_log.sql decides). -#}
     {%- if sequence %}
     create sequence if not exists {{ batch_sequence() }};
@@ -44,10 +46,16 @@
         group_type varchar(50) not null,
         group_name varchar(100) not null,
         symbol varchar(50),
-        change varchar(10) not null
+        change varchar(10) not null,
+        published_at timestamp without time zone
     );
     comment on table {{ change_log_relation() }} is
         'Groups (symbol NULL) and memberships each publish changed, by batch; read by the analyst models, pruned once all have applied it.';
+    {%- endif %}
+    {%- if published_at %}
+    {#- upgrade in place: a change log created before the history models has no time column -#}
+    alter table {{ change_log_relation() }}
+        add column if not exists published_at timestamp without time zone;
     {%- endif %}
     {%- if change_log_index %}
     create index if not exists migration_change_log_environment_batch
@@ -89,7 +97,8 @@
 
 
 {% macro prune_change_log() -%}
-    {#- Forget the batches every analyst model of this environment has applied. -#}
+    {#- Forget the batches every consumer of this environment has applied: the analyst models
+        and the history models (each has a watermark; the stocks watermark is no consumer). -#}
     delete from {{ change_log_relation() }}
     where
         environment = '{{ migration_environment() }}'

@@ -51,7 +51,9 @@
         ~ " to_regclass(" ~ sql_literal(change_log_relation() | trim) ~ ") is not null,"
         ~ " to_regclass(" ~ sql_literal(adapter.quote(target.schema)
             ~ ".migration_change_log_environment_batch") ~ ") is not null,"
-        ~ " to_regclass(" ~ sql_literal(watermarks_relation() | trim) ~ ") is not null"
+        ~ " to_regclass(" ~ sql_literal(watermarks_relation() | trim) ~ ") is not null,"
+        ~ " exists (select from pg_attribute where attrelid = to_regclass("
+            ~ sql_literal(change_log_relation() | trim) ~ ") and attname = 'published_at')"
     ).rows[0] -%}
     {%- if found | select | list | length == found | length -%}
         {{ return('select 1 /* the state tables exist: no DDL */') }}
@@ -63,7 +65,8 @@
     {{ create_run_log() }}
     {%- endif %}
     {{ create_change_tracking(sequence=not found[2], change_log=not found[3],
-        change_log_index=not found[4], watermarks=not found[5]) }}
+        change_log_index=not found[4], watermarks=not found[5],
+        published_at=found[3] and not found[6]) }}
 {% endmacro %}
 
 

@@ -109,7 +109,10 @@ def _failure_text(result: Any) -> str:
     messages = []
     for node_result in getattr(result.result, "results", []) or []:
         if str(node_result.status) in {"error", "fail"}:
-            messages.append(f"{node_result.node.unique_id}: {node_result.message}")
+            # a run-operation's result has no node
+            node = getattr(node_result, "node", None)
+            name = node.unique_id if node is not None else getattr(node_result, "unique_id", "")
+            messages.append(f"{name}: {node_result.message}")
     return "dbt failed:\n" + "\n".join(messages)
 
 

@@ -15,7 +15,8 @@ renamed as (
         group_type,
         group_name,
         symbol,
-        change as change_type
+        change as change_type,
+        published_at
 
     from source
 
