@@ -208,5 +208,5 @@ def built_sample(
         for r in result.result.results
         if r.node.resource_type == "unit_test"
     }
-    yield BuiltSample(project, settings, seconds, unit_tests)
+    yield BuiltSample(project, seconds, unit_tests)
     pg_server.drop_database(name)

@@ -34,9 +34,8 @@ from typing import Any
 
 import psycopg
 import pytest
-from support.databases import PROJECT_ROOT, PgServer
+from support.databases import PROJECT_ROOT, PgServer, connect
 from support.dbt_project import DbtProject
-from support.equivalence import connect
 from support.legacy_cache import Published, published
 
 ETF_HOLDINGS_SQL = (  # the spec's ETF-holdings query (validation/timings.py), verbatim

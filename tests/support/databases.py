@@ -13,6 +13,17 @@ from psycopg import sql
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
+def connect(settings: Mapping[str, str]) -> psycopg.Connection:
+    """An autocommit connection to the database PG*-style ``settings`` name."""
+    return psycopg.connect(
+        host=settings["PGHOST"],
+        port=settings["PGPORT"],
+        user=settings["PGUSER"],
+        dbname=settings["PGDATABASE"],
+        autocommit=True,
+    )
+
+
 @dataclass(frozen=True)
 class PgServer:
     """Admin connection settings of the server under test."""

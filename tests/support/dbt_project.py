@@ -10,7 +10,7 @@ from typing import Any
 
 import psycopg
 
-from support.databases import PROJECT_ROOT
+from support.databases import PROJECT_ROOT, connect
 from validation.dbt import process_environment
 
 SELECTING = frozenset({"--select", "-s", "--exclude", "--selector", "--resource-type"})
@@ -30,14 +30,7 @@ class DbtProject:
 
     def connect(self) -> psycopg.Connection:
         """An autocommit connection to this project's database."""
-        s = self.settings
-        return psycopg.connect(
-            host=s["PGHOST"],
-            port=s["PGPORT"],
-            user=s["PGUSER"],
-            dbname=s["PGDATABASE"],
-            autocommit=True,
-        )
+        return connect(self.settings)
 
     def _env(self) -> dict[str, str]:
         return {**self.settings, "DO_NOT_TRACK": "1", "DBT_SCHEMA": "public"}
@@ -126,16 +119,12 @@ class BuiltSample:
     """A database holding the DEFAULT sample cache and the tables one build made of it."""
 
     project: DbtProject
-    settings: Mapping[str, str]
     build_seconds: float
     unit_test_statuses: Mapping[str, str]
 
+    @property
+    def settings(self) -> Mapping[str, str]:
+        return self.project.settings
+
     def connect(self) -> psycopg.Connection:
-        s = self.settings
-        return psycopg.connect(
-            host=s["PGHOST"],
-            port=s["PGPORT"],
-            user=s["PGUSER"],
-            dbname=s["PGDATABASE"],
-            autocommit=True,
-        )
+        return self.project.connect()

@@ -26,7 +26,7 @@ import psycopg
 from hypothesis import strategies as st
 from psycopg import sql
 
-from support.databases import PROJECT_ROOT, PgServer
+from support.databases import PROJECT_ROOT, PgServer, connect
 from support.dbt_project import DbtProject, DbtRunFailed
 from support.legacy_cache import BASE_TIME, LegacyCache, Published, published, small_cache
 from validation.sample import ensure_table
@@ -60,16 +60,6 @@ REFERENCE_ARGS = (
     "--exclude", "resource_type:test", "resource_type:unit_test", "resource_type:seed",
     "--no-write-json",
 )  # fmt: skip
-
-
-def connect(settings: Mapping[str, str]) -> psycopg.Connection:
-    return psycopg.connect(
-        host=settings["PGHOST"],
-        port=settings["PGPORT"],
-        user=settings["PGUSER"],
-        dbname=settings["PGDATABASE"],
-        autocommit=True,
-    )
 
 
 # --- the starting cache ---------------------------------------------------------------------
