@@ -8,6 +8,7 @@ test then checks one command's outcome and that the marker rows survived it."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -43,6 +44,7 @@ class Session:
     ran: Mapping[str, Ran]
     demo_database: str
     database: str
+    env: Mapping[str, str]
 
 
 def _fingerprints(settings: Mapping[str, str]) -> tuple[str, str, bool]:
@@ -110,7 +112,7 @@ def readme_commands_on_a_users_database(
             restore = (*harness, "restore", dump, "--yes")
             ran["restore --yes"] = _run(restore, env, settings)
     try:
-        yield Session(cache_before, own_before, ran, demo_database, database)
+        yield Session(cache_before, own_before, ran, demo_database, database, env)
     finally:
         pg_server.drop_database(demo_database)
         pg_server.drop_database(database)
@@ -210,3 +212,38 @@ def test_the_read_only_commands_run(readme_commands_on_a_users_database: Session
     assert ran["validate"].exit_code in (0, 1) and "Result:" in ran["validate"].output
     assert ran["retirement"].exit_code in (0, 1), ran["retirement"].output
     assert ran["dbt source freshness"].exit_code in (0, 1), ran["dbt source freshness"].output
+
+
+def test_the_demo_ends_with_a_rebalance_that_the_three_history_questions_answer(
+    readme_commands_on_a_users_database: Session, pg_server: PgServer
+) -> None:
+    """make demo's scripted change: SPY rebalanced in the sample and rebuilt; `query changes`
+    lists what left and what joined, and the as-of forms still see SPY before it."""
+    session = readme_commands_on_a_users_database
+    output = session.ran["demo"].output
+    command = next(line for line in output.splitlines() if "query changes SPY --since" in line)
+    since = command.rsplit(" ", 1)[1]
+    summary = next(line for line in output.splitlines() if "SPY was rebalanced" in line)
+    left = summary.split("out: ", 1)[1].split(";", 1)[0].split(", ")
+    joined = summary.split("in: ", 1)[1].split(")", 1)[0].split(", ")
+    assert len(left) == 3 and len(joined) == 3, summary
+
+    env = {**session.env, "PGDATABASE": session.demo_database}
+    harness = (sys.executable, "-m", "validation", "query")
+
+    def ask(*question: str) -> list[dict[str, object]]:
+        completed = subprocess.run(
+            (*harness, *question, "--format", "json"), cwd=PROJECT_ROOT, env=dict(env),
+            capture_output=True, text=True, check=True, timeout=120,
+        )  # fmt: skip
+        return json.loads(completed.stdout)
+
+    changes = ask("changes", "SPY", "--since", since)
+    assert sorted((c["change"], c["symbol"]) for c in changes) == sorted(
+        [("added", s) for s in joined] + [("removed", s) for s in left]
+    )
+    before = {m["symbol"] for m in ask("etf", "SPY", "--as-of", since)}
+    assert set(left) <= before and not set(joined) & before
+    assert "SPY" in {g["group_name"] for g in ask("symbol", left[0], "--as-of", since)}
+    now = {m["symbol"] for m in ask("etf", "SPY")}
+    assert set(joined) <= now and not set(left) & now

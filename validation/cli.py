@@ -328,8 +328,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
         )
     _say(format_report(report))
     _say("")
-    for line in migration_summary(settings, targets.locate("default", _database(settings))):
+    tables = targets.locate("default", _database(settings))
+    for line in migration_summary(settings, tables):
         _say(line)
+    _say("")
+    prefix = "" if embedded else f"PGDATABASE={settings['PGDATABASE']} "
+    if owned:
+        for line in demo_history(settings, tables.groups.schema, prefix):
+            _say(line)
+    else:
+        _say("history: the scripted rebalance changes cache_entries, so it runs only in a")
+        _say("  database the demo created; see README, 'Membership history'.")
     _say("")
     _say(f"  data docs:   {report.docs_index}")
     _say("  dbt artifacts: target/default/ (run_results.json, manifest.json); logs: logs/dbt.log")
@@ -344,6 +353,40 @@ def cmd_demo(args: argparse.Namespace) -> int:
             f"  query it:    PGDATABASE={settings['PGDATABASE']} python -m validation query etf SPY"
         )
     return report.exit_code
+
+
+def demo_history(settings: dict[str, str], schema: str, prefix: str) -> list[str]:
+    """The demo's last act: a scripted rebalance of SPY in the sample, an incremental build that
+    publishes it, and the history's answer to 'what changed in SPY since just before?'."""
+    from validation import sample
+    from validation.dbt import environment_run_lock, run_dbt
+    from validation.query import ask, render
+
+    with (
+        _step("a rebalance of SPY in the sample: its last 3 holdings out, 3 others in"),
+        connect(settings) as conn,
+    ):
+        change = sample.rebalance_etf(conn, "SPY", environment="DEFAULT")
+    with (
+        _step("dbt build --target default (the incremental run publishes it, history included)"),
+        environment_run_lock(settings, "DEFAULT", say=_say),
+    ):
+        exclude = ["--exclude", "resource_type:unit_test"]
+        run_dbt(["build", "--target", "default", *exclude, *target_path("default")], settings)
+    since = change.before.isoformat(timespec="seconds")
+    answer = ask(
+        settings, "changes", ["SPY"], environment="DEFAULT", schema=schema,
+        history={"as_of": None, "since": since, "until": None},
+    )  # fmt: skip
+    return [
+        f"history: SPY was rebalanced at {since} UTC (out: {', '.join(change.removed)}; "
+        f"in: {', '.join(change.added)}) and rebuilt; the history answers",
+        f"  $ {prefix}python -m validation query changes SPY --since {since}",
+        *(f"  {line}" for line in render(answer, "table").splitlines()),
+        f"  before it: {prefix}python -m validation query etf SPY --as-of {since}",
+        f"  and:       {prefix}python -m validation query symbol {change.removed[0]} "
+        f"--as-of {since}",
+    ]
 
 
 def cmd_query(args: argparse.Namespace) -> int:

@@ -75,6 +75,7 @@ __all__ = [
     "VALID_ENVIRONMENTS",
     "CacheEntry",
     "LoadSummary",
+    "Rebalance",
     "copy_rows",
     "ensure_table",
     "existing_rows",
@@ -82,6 +83,7 @@ __all__ = [
     "iter_copy_chunks",
     "load_sample",
     "noise_entries",
+    "rebalance_etf",
     "write_entries",
 ]
 
@@ -467,3 +469,80 @@ def load_sample(
         elapsed_seconds=finished - started,
     )
     return summary
+
+
+@dataclass(frozen=True)
+class Rebalance:
+    """What ``rebalance_etf`` changed in one etf_holdings entry, and when (UTC, no zone, as
+    the history models keep time)."""
+
+    etf: str
+    removed: tuple[str, ...]
+    added: tuple[str, ...]
+    before: datetime
+
+
+REBALANCE_CANDIDATES_SQL = """
+select held.symbol #>> '{{}}'
+from {table} as entry,
+    lateral jsonb_path_query(entry.value, 'lax $.holdings[*] ? (@.type() == "string")')
+        as held (symbol)
+where entry.type = 'etf_holdings' and entry.environment = %(env)s and entry.key <> %(etf)s
+group by held.symbol
+having not held.symbol <@ %(holdings)s::jsonb
+order by count(*) desc, held.symbol #>> '{{}}'
+limit %(count)s
+"""
+
+
+def rebalance_etf(
+    conn: psycopg.Connection[Any],
+    etf: str,
+    *,
+    schema: str = "public",
+    environment: str = "DEFAULT",
+    count: int = 3,
+) -> Rebalance:
+    """A rebalance of the sample's ``etf`` (the demo's scripted change): its last ``count``
+    holdings leave, and the ``count`` symbols most held by the environment's other ETFs (and not
+    by this one) join at the end. The entry's ``updated_at`` moves to now, as the legacy
+    application writes it. One transaction; the entry must hold a plain ``holdings`` list of
+    symbols, the sample's shape for every etf_holdings entry."""
+    _check_schema(schema)
+    table = _table(schema)
+    with conn.transaction():
+        row = conn.execute(
+            sql.SQL(
+                "select value -> 'holdings', (now() at time zone 'utc')::timestamp(0) from {}"
+                " where type = 'etf_holdings' and key = %s and environment = %s for update"
+            ).format(table),
+            (etf, environment),
+        ).fetchone()
+        if row is None:
+            raise UserFacingError(
+                f"{schema}.{TABLE_NAME} has no etf_holdings entry {etf!r} in {environment}; load "
+                "the sample first (python -m validation load-sample)."
+            )
+        holdings, before = row
+        if not isinstance(holdings, list) or len(holdings) <= count:
+            raise UserFacingError(
+                f"etf_holdings {etf!r} in {environment} does not hold a list of more than "
+                f"{count} symbols under 'holdings'; the rebalance changes only the sample's shape."
+            )
+        added = [
+            symbol
+            for (symbol,) in conn.execute(
+                sql.SQL(REBALANCE_CANDIDATES_SQL).format(table=table),
+                {"env": environment, "etf": etf, "holdings": json.dumps(holdings), "count": count},
+            ).fetchall()
+        ]
+        kept, removed = holdings[:-count], holdings[-count:]
+        conn.execute(
+            sql.SQL(
+                "update {} set value = jsonb_set(value, '{{holdings}}', %s::jsonb),"
+                " updated_at = now() where type = 'etf_holdings' and key = %s"
+                " and environment = %s"
+            ).format(table),
+            (json.dumps(kept + added), etf, environment),
+        )
+    return Rebalance(etf, tuple(map(str, removed)), tuple(added), before)
