@@ -54,6 +54,10 @@ def test_benchmark_at_scale_1_writes_json_markdown_and_chart(
         assert entry["build"][step]["wall_seconds"] > 0, step
         assert step in entry["memory"]
     assert entry["build"]["incremental_1pct"]["changed_entries"] > 0
+    # database time per layer, from the statements dbt logged (staging is its own layer)
+    statements = entry["build"]["incremental_1pct"]["statement_seconds"]
+    assert {"staging", "intermediate", "core", "history"} <= set(statements)
+    assert statements["core"] > 0 and statements["history"] > 0, statements
     for step in BUILD_STEPS[:5]:
         assert entry["build"][step]["peak_rss_mib"] > 0, step
         if sys.platform == "linux":
@@ -84,13 +88,29 @@ def test_benchmark_at_scale_1_writes_json_markdown_and_chart(
     for relation in ("cache_entries", "definition_groups", "group_memberships", "database"):
         assert entry["sizes"][relation] > 0
 
-    assert len(report["targets"]) == 12
+    # the history series runs at the largest scale benchmarked: here 1 run, then the as-of
+    # questions at the moment after it
+    history = entry["history"]
+    (run,) = history["runs"]
+    assert run["changed_entries"] > 0 and run["history_seconds"] > 0
+    assert 0 < run["history_seconds"] < run["database_seconds"]
+    # (at scale 1 the 1 % change touches no member list: every 100th entry is a stock's)
+    assert history["rows"]["membership_periods"] > history["rows"]["closed_membership_periods"]
+    as_of = {t["question"]: t for t in history["latency"]}
+    assert set(as_of) == {"etf_holdings_as_of", "symbol_groups_as_of"}
+    assert as_of["etf_holdings_as_of"]["answer_size"] > 0
+    assert as_of["symbol_groups_as_of"]["answer_size"] > 0
+
+    assert len(report["targets"]) == 14
     evaluated = [t for t in report["targets"] if t["scale"] == 1]
     assert evaluated and all(t["met"] in (True, False) for t in evaluated)
     assert all(t["met"] is None for t in report["targets"] if t["scale"] != 1)
 
     markdown = result.markdown_path.read_text(encoding="utf-8")
-    for heading in ("## Machine and server", "## Targets", "## Builds", "## Query latency"):
+    for heading in (
+        "## Machine and server", "## Targets", "## Builds", "## Query latency",
+        "## Membership history (scale 1)",
+    ):  # fmt: skip
         assert heading in markdown
     assert "Quick mode" in markdown
     assert f"PostgreSQL {report['server']['version']}" in markdown

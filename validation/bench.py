@@ -15,7 +15,10 @@ and measures, in that one run:
   only the prototype's indexes, their legacy JSONB equivalents on ``cache_entries``, and the
   analyst models;
 - the size of every relation, and the peak memory of every dbt process (the server's memory
-  is out of reach of a client: it is not measured).
+  is out of reach of a client: it is not measured);
+- at the largest scale of the run, the membership history: a series of 1 %-changed runs, the
+  history models' share of each run's database time, and the latency of the as-of questions
+  (``bench_history.py``).
 
 The results go to ``benchmarks.json``, ``benchmarks.md`` and ``benchmark_latency.png`` in
 ``out_dir``, with the issue's targets marked met or not met.  Benchmarks are never timed
@@ -53,6 +56,7 @@ from validation.bench_builds import (
     runs_line,
 )
 from validation.bench_floor import floor_statements, time_floor
+from validation.bench_history import history_series, measure_history_queries
 from validation.bench_method import (
     DBT_SCHEMA,
     ENVIRONMENT,
@@ -166,8 +170,11 @@ def run_benchmark(
     }
     for scale in scales:
         report["scales"].append(
-            _bench_scale(settings, scale, repetitions, database_prefix, keep_databases, progress)
-        )
+            _bench_scale(
+                settings, scale, repetitions, database_prefix, keep_databases, progress,
+                history=scale == max(scales),
+            )
+        )  # fmt: skip
     report["targets"] = evaluate_targets(report["scales"])
     report["elapsed_seconds"] = round(time.perf_counter() - started, 1)
 
@@ -189,6 +196,8 @@ def _bench_scale(
     prefix: str,
     keep_database: bool,
     progress: Progress,
+    *,
+    history: bool,
 ) -> dict[str, Any]:
     database = f"{prefix}_s{scale}"
     if len(database.encode()) > 63:
@@ -201,7 +210,7 @@ def _bench_scale(
     _recreate_database(settings, database)
     workspace = Path(tempfile.mkdtemp(prefix=f"bench-s{scale}-"))
     try:
-        result = _measure_scale(db_settings, scale, repetitions, workspace, say)
+        result = _measure_scale(db_settings, scale, repetitions, workspace, say, history=history)
     finally:
         if not keep_database:
             _drop_database(settings, database)
@@ -215,7 +224,10 @@ def _measure_scale(
     repetitions: Repetitions,
     workspace: Path,
     say: Progress,
+    *,
+    history: bool,
 ) -> dict[str, Any]:
+    """Every figure of one scale; with ``history``, also the history series (bench_history)."""
     from validation import sample
 
     dbt = DbtRunner(settings, workspace)
@@ -267,6 +279,14 @@ def _measure_scale(
         build["incremental_1pct"] = median_run(changed_runs)
         say(f"{runs_line(build['incremental_1pct'])}; {changed:,} entries changed each time")
 
+        series = None
+        if history:
+            say(
+                f"membership history: {repetitions.history_runs} more 1 %-changed runs, the "
+                "history models' share of each …"
+            )
+            series = history_series(conn, dbt, repetitions.history_runs, say)
+
         say(f"hand-written SQL floor ({repetitions.floor_runs} run(s)) …")
         build["sql_floor"] = time_floor(conn, repetitions.floor_runs)
         say(f"  {build['sql_floor']['wall_seconds']:.1f} s (median)")
@@ -284,6 +304,9 @@ def _measure_scale(
             measure_query(conn, query, repetitions) for query in benchmark_queries(ENVIRONMENT)
         ]
         round_trip = measure_query(conn, ROUND_TRIP, repetitions)
+        if series is not None:
+            say("measuring the as-of questions on the history …")
+            measure_history_queries(conn, series, repetitions)
         sizes = _sizes(conn)
         rows = _row_counts(conn)
     load_average["after"] = _load_average()
@@ -303,6 +326,7 @@ def _measure_scale(
         "latency": latency,
         "round_trip": round_trip,
         "sizes": sizes,
+        **({"history": series} if series is not None else {}),
     }
 
 

@@ -51,13 +51,15 @@ class DbtRunner:
         target_path = self.workspace / "target"
         output = self.workspace / "logs" / f"{self.count:02d}-{command}.out"
         peak_file = self.workspace / "logs" / f"{self.count:02d}-{command}.vmhwm"
+        log_dir = self.workspace / "logs" / f"{self.count:02d}-{command}"  # dbt.log, JSON lines
         argv = [
             *_dbt_with_peak_memory(peak_file), command,
             "--project-dir", str(PROJECT_ROOT),
             "--profiles-dir", str(self.workspace),
             "--target", TARGET,
             "--target-path", str(target_path),
-            "--log-path", str(self.workspace / "logs"),
+            "--log-path", str(log_dir),
+            "--log-format-file", "json",
             "--vars", json.dumps({"source_schema": SOURCE_SCHEMA}),
             *selection,
         ]  # fmt: skip
@@ -93,6 +95,7 @@ class DbtRunner:
             "wall_seconds": round(wall, 3),
             "dbt_elapsed_seconds": round(float(results.get("elapsed_time", 0.0)), 3),
             "node_seconds": _node_seconds(results, manifest),
+            "statement_seconds": _statement_seconds(log_dir / "dbt.log", manifest),
             "materializations": _materializations(manifest),
             **_peak_memory(peak_file, usage.ru_maxrss),
         }
@@ -156,18 +159,46 @@ LAYER_ORDER = ("hooks", "seed", "staging", "intermediate", "core", "analytics", 
 def _node_seconds(results: Mapping[str, Any], manifest: Mapping[str, Any]) -> dict[str, float]:
     """Execution time per layer: hooks, seed, the model folders (staging, intermediate, core,
     analytics, ...) and tests (data and unit tests)."""
-    nodes = manifest.get("nodes", {})
     totals: dict[str, float] = {}
     for result in results.get("results", []):
-        unique_id: str = result.get("unique_id", "")
-        kind = unique_id.split(".", 1)[0]
-        if kind == "model":
-            fqn = nodes.get(unique_id, {}).get("fqn", [])
-            layer = fqn[-2] if len(fqn) >= 3 else "models"
-        else:
-            layer = _KIND_LAYER.get(kind, "other")
+        layer = _layer_of(result.get("unique_id", ""), manifest)
         totals[layer] = totals.get(layer, 0.0) + float(result.get("execution_time") or 0.0)
     return {layer: round(totals[layer], 3) for layer in sorted(totals, key=_layer_rank)}
+
+
+def _statement_seconds(log: Path, manifest: Mapping[str, Any]) -> dict[str, float]:
+    """The database time of one invocation per layer: the elapsed time dbt logged for each SQL
+    statement (its SQLQueryStatus events, in the invocation's own JSON log file), summed by
+    the layer of the node that ran it; statements outside any node (dbt's own catalog and
+    schema queries) are ``dbt``. Unlike node_seconds it leaves out dbt's Python work."""
+    totals: dict[str, float] = {}
+    try:
+        with log.open(encoding="utf-8") as lines:
+            for line in lines:
+                if '"SQLQueryStatus"' not in line:
+                    continue
+                data = json.loads(line).get("data", {})
+                unique_id = data.get("node_info", {}).get("unique_id", "")
+                layer = _layer_of(unique_id, manifest) if unique_id else "dbt"
+                totals[layer] = totals.get(layer, 0.0) + float(data.get("elapsed") or 0.0)
+    except (OSError, ValueError):
+        return {}
+    return {layer: round(totals[layer], 3) for layer in sorted(totals, key=_layer_rank)}
+
+
+def _layer_of(unique_id: str, manifest: Mapping[str, Any]) -> str:
+    """A node's layer: the folder of a model (staging, intermediate, core, ...), or its kind."""
+    kind = unique_id.split(".", 1)[0]
+    if kind != "model":
+        return _KIND_LAYER.get(kind, "other")
+    return _model_layer(manifest.get("nodes", {}).get(unique_id, {}).get("fqn", []))
+
+
+def _model_layer(fqn: Sequence[str]) -> str:
+    """staging, intermediate, or the mart folder (core, analytics, history, operations)."""
+    if len(fqn) >= 4 and fqn[1] == "marts":  # [project, "marts", folder, model]
+        return str(fqn[2])
+    return str(fqn[1]) if len(fqn) >= 3 else "models"
 
 
 def _layer_rank(layer: str) -> tuple[int, str]:
@@ -180,8 +211,7 @@ def _materializations(manifest: Mapping[str, Any]) -> dict[str, dict[str, int]]:
     for node in manifest.get("nodes", {}).values():
         if node.get("resource_type") != "model":
             continue
-        fqn = node.get("fqn", [])
-        layer = fqn[-2] if len(fqn) >= 3 else "models"
+        layer = _model_layer(node.get("fqn", []))
         kind = str(node.get("config", {}).get("materialized", "?"))
         found.setdefault(layer, {})
         found[layer][kind] = found[layer].get(kind, 0) + 1
@@ -190,15 +220,20 @@ def _materializations(manifest: Mapping[str, Any]) -> dict[str, dict[str, int]]:
 
 def combine(label: str, invocations: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """One step's figures from its dbt invocations: times summed, the largest peak memory."""
-    node_seconds: dict[str, float] = {}
-    for invocation in invocations:
-        for layer, seconds in invocation["node_seconds"].items():
-            node_seconds[layer] = round(node_seconds.get(layer, 0.0) + seconds, 3)
+
+    def summed(figure: str) -> dict[str, float]:
+        totals: dict[str, float] = {}
+        for invocation in invocations:
+            for layer, seconds in invocation.get(figure, {}).items():
+                totals[layer] = round(totals.get(layer, 0.0) + seconds, 3)
+        return totals
+
     return {
         "what": label,
         "wall_seconds": round(sum(i["wall_seconds"] for i in invocations), 3),
         "dbt_elapsed_seconds": round(sum(i["dbt_elapsed_seconds"] for i in invocations), 3),
-        "node_seconds": node_seconds,
+        "node_seconds": summed("node_seconds"),
+        "statement_seconds": summed("statement_seconds"),
         "peak_rss_mib": max(i["peak_rss_mib"] for i in invocations),
         "memory_of": "the dbt process (max RSS); the server's memory is not measured",
         "invocations": list(invocations),

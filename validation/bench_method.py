@@ -32,7 +32,8 @@ Progress = Callable[[str], None]
 @dataclass(frozen=True)
 class Repetitions:
     """How many times each query runs (a warm-up, then enough runs to fill a time budget),
-    and how many times the SQL floor and each incremental dbt run are repeated (medians)."""
+    how many times the SQL floor and each incremental dbt run are repeated (medians), and how
+    many 1 %-changed runs the history series makes at the largest scale."""
 
     warmup: int
     min_runs: int
@@ -40,13 +41,26 @@ class Repetitions:
     seconds_per_query: float
     floor_runs: int
     incremental_runs: int
+    history_runs: int
 
 
 FULL_REPETITIONS = Repetitions(
-    warmup=10, min_runs=30, max_runs=500, seconds_per_query=2.5, floor_runs=3, incremental_runs=5
+    warmup=10,
+    min_runs=30,
+    max_runs=500,
+    seconds_per_query=2.5,
+    floor_runs=3,
+    incremental_runs=5,
+    history_runs=20,
 )
 QUICK_REPETITIONS = Repetitions(
-    warmup=1, min_runs=3, max_runs=10, seconds_per_query=0.05, floor_runs=1, incremental_runs=1
+    warmup=1,
+    min_runs=3,
+    max_runs=10,
+    seconds_per_query=0.05,
+    floor_runs=1,
+    incremental_runs=1,
+    history_runs=1,
 )
 
 
@@ -68,6 +82,7 @@ def method(repetitions: Repetitions, quick: bool) -> dict[str, Any]:
         "included; an untimed dbt parse first fills the parse cache); "
         "dbt_elapsed_seconds is dbt's own elapsed time and node_seconds the models' and "
         "tests' execution time per layer (run_results.json)",
+        "history_runs": repetitions.history_runs,
         "changed_entries": f"every {CHANGE_EVERY}th {ENVIRONMENT} entry of the mapped types "
         "and stock_metadata (ordered by type, key, name) gets a content change and a new "
         "updated_at",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,12 +36,13 @@ LAYOUTS: dict[str, str] = {
 
 @dataclass(frozen=True)
 class BenchQuery:
-    """One way of answering one question: its statement (psycopg placeholders) and params."""
+    """One way of answering one question: its statement (psycopg placeholders) and params
+    (positional, or named for the history's questions)."""
 
     question: str
     layout: str
     statement: sql.Composed
-    params: tuple[Any, ...]
+    params: tuple[Any, ...] | Mapping[str, Any]
 
 
 def benchmark_queries(environment: str) -> list[BenchQuery]:
@@ -220,7 +221,12 @@ def measure_query(
         "question": query.question,
         "layout": query.layout,
         "sql": query.statement.as_string(conn),
-        "params": list(query.params),
+        "params": [
+            str(value)
+            for value in (
+                query.params.values() if isinstance(query.params, Mapping) else query.params
+            )
+        ],
         "runs": runs,
         "rows": len(rows),
         "answer_size": _answer_size(rows),

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from validation.bench_builds import LAYER_ORDER
+from validation.bench_history import render_history
 from validation.bench_method import NAIVE_SCHEMA
 from validation.bench_queries import LAYOUTS, QUESTIONS
 from validation.bench_targets import timing_of
@@ -75,7 +76,7 @@ def _loads(values: Sequence[float] | None) -> str:
 
 
 def _verdict(met: bool | None) -> str:
-    return {True: "✅ met", False: "❌ not met", None: "n/a, scale not run"}[met]
+    return {True: "✅ met", False: "❌ not met", None: "n/a, not measured"}[met]
 
 
 def render_markdown(report: Mapping[str, Any], *, chart_name: str = CHART_NAME) -> str:
@@ -262,6 +263,8 @@ def render_markdown(report: Mapping[str, Any], *, chart_name: str = CHART_NAME) 
             out += ["", "</details>"]
         out.append("")
 
+    if scales:
+        out += render_history(max(scales, key=lambda e: e["scale"]))
     out += [
         "## Sizes on disk",
         "",

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from validation.bench_history import SETTLED_RUNS, settled_share
 from validation.bench_queries import LAYOUTS, QUESTIONS
 
 
@@ -38,7 +39,9 @@ def evaluate_targets(scales: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]
     by_scale = {entry["scale"]: entry for entry in scales}
     targets: list[dict[str, Any]] = []
 
-    def add(name: str, scale: int, check: Callable[[Mapping[str, Any]], tuple[bool, str]]) -> None:
+    def add(
+        name: str, scale: int, check: Callable[[Mapping[str, Any]], tuple[bool | None, str]]
+    ) -> None:
         entry = by_scale.get(scale)
         if entry is None:
             targets.append(
@@ -124,4 +127,33 @@ def evaluate_targets(scales: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]
 
         label = "1 %-changed" if step == "incremental_1pct" else "no-change"
         add(f"{label} incremental run ≤ {share:.0%} of the full build", 100, incremental)
+
+    def history_share(entry: Mapping[str, Any]) -> tuple[bool | None, str]:
+        series = entry.get("history")
+        if not series:
+            return None, "history series not run at this scale (it runs at the largest)"
+        runs = len(series["runs"])
+        share = settled_share(series)
+        return share <= 10, (
+            f"adds {share:.1f} % (median of the last {min(SETTLED_RUNS, runs)} of {runs} "
+            "1 %-changed runs; every run in the history section)"
+        )
+
+    add(
+        "the history write adds ≤ 10 % to a 1 %-changed run's database time, after 20 runs",
+        100,
+        history_share,
+    )
+
+    def as_of_holdings(entry: Mapping[str, Any]) -> tuple[bool | None, str]:
+        series = entry.get("history")
+        timing = next(
+            (t for t in (series or {}).get("latency", []) if t["question"] == "etf_holdings_as_of"),
+            None,
+        )
+        if timing is None:
+            return None, "history series not run at this scale (it runs at the largest)"
+        return timing["p95_ms"] <= 5, f"p95 {timing['p95_ms']:.3g} ms (budget 5 ms)"
+
+    add("an ETF's holdings as of a past moment: p95 within 5 ms", 100, as_of_holdings)
     return targets

@@ -104,16 +104,30 @@ def _in_period(moment: str) -> sql.Composable:
     )
 
 
+def members_as_of_query(schema: str) -> sql.Composed:
+    """A group's members at a moment (parameters env, type, name, at); `make bench` times it."""
+    return sql.SQL(
+        "select symbol, weight, position, valid_from as member_since from {}"
+        " where environment = %(env)s and group_type = %(type)s and group_name = %(name)s"
+        " and {period} order by position nulls last, symbol"
+    ).format(sql.Identifier(schema, "group_membership_history"), period=_in_period("at"))
+
+
+def groups_as_of_query(schema: str) -> sql.Composed:
+    """A symbol's groups at a moment (parameters env, symbol, at); `make bench` times it."""
+    return sql.SQL(
+        "select group_type, group_name, weight, position, valid_from as member_since"
+        " from {} where environment = %(env)s and symbol = %(symbol)s"
+        " and {period} order by group_type, group_name"
+    ).format(sql.Identifier(schema, "group_membership_history"), period=_in_period("at"))
+
+
 def _members_as_of(
     conn: psycopg.Connection, schema: str, environment: str, group: tuple[str, str], at: datetime
 ) -> Answer:
     columns, rows = _fetch(
         conn,
-        sql.SQL(
-            "select symbol, weight, position, valid_from as member_since from {}"
-            " where environment = %(env)s and group_type = %(type)s and group_name = %(name)s"
-            " and {period} order by position nulls last, symbol"
-        ).format(sql.Identifier(schema, "group_membership_history"), period=_in_period("at")),
+        members_as_of_query(schema),
         {"env": environment, "type": group[0], "name": group[1], "at": at},
     )
     keep = [i for i, c in enumerate(columns) if any(r[i] is not None for r in rows)] or [0]
@@ -129,13 +143,7 @@ def _groups_as_of(
     conn: psycopg.Connection, schema: str, environment: str, symbol: str, at: datetime
 ) -> Answer:
     columns, rows = _fetch(
-        conn,
-        sql.SQL(
-            "select group_type, group_name, weight, position, valid_from as member_since"
-            " from {} where environment = %(env)s and symbol = %(symbol)s"
-            " and {period} order by group_type, group_name"
-        ).format(sql.Identifier(schema, "group_membership_history"), period=_in_period("at")),
-        {"env": environment, "symbol": symbol, "at": at},
+        conn, groups_as_of_query(schema), {"env": environment, "symbol": symbol, "at": at}
     )
     return Answer(
         f"{symbol} in {environment} as of {at.isoformat(sep=' ')} UTC: {len(rows)} groups",
