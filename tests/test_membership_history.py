@@ -12,6 +12,7 @@ import psycopg
 import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
+from psycopg import sql
 from support.databases import PgServer
 from support.dbt_project import DbtProject, DbtRunFailed
 from support.equivalence import Change, Source, changes, starting_cache
@@ -144,6 +145,60 @@ def test_history_as_of_each_run_equals_what_the_tables_held_then(dbt_project: Db
     dbt_project.build()
     recounted = conn.execute("select count(*) from public.group_membership_history").fetchone()
     assert recounted == counted
+
+
+def test_a_group_renamed_in_place_keeps_its_identity_and_history_holds_both_names(
+    dbt_project: DbtProject,
+):
+    """A mapping change renames groups in place (same id): etf_universe's name prefix `etf_`
+    becomes `universe_`, as if the seed were edited and reloaded. The history closes each old
+    name's period and opens the new name's at that run, for the group and for every member;
+    as of before the run it answers with the old names."""
+    conn = dbt_project.connect()
+    small_cache(LegacyCache(conn).create())
+    dbt_project.build()
+    renamed_at_earliest = last_run_time(conn)
+    old_groups, old_memberships = tables_state(conn)
+    ids_before = dict(
+        conn.execute(
+            "select name, id from public.definition_groups where name like 'etf\\_%%'"
+        ).fetchall()
+    )
+    assert set(ids_before) == {"etf_theme_crypto", "etf_tracked_etfs"}
+
+    (seed_schema,) = conn.execute(
+        "select table_schema from information_schema.tables"
+        " where table_name = 'cache_type_mappings'"
+    ).fetchone() or (None,)
+    conn.execute(
+        sql.SQL("update {} set name_prefix = 'universe_' where cache_type = 'etf_universe'").format(
+            sql.Identifier(seed_schema, "cache_type_mappings")
+        )
+    )
+    dbt_project.invoke("run")  # `run`, not `build`: a build would reload the original seed
+    renamed_at = last_run_time(conn)
+    assert renamed_at > renamed_at_earliest
+
+    ids_after = dict(
+        conn.execute(
+            "select name, id from public.definition_groups where name like 'universe\\_%%'"
+        ).fetchall()
+    )
+    assert ids_after == {
+        "universe_theme_crypto": ids_before["etf_theme_crypto"],
+        "universe_tracked_etfs": ids_before["etf_tracked_etfs"],
+    }
+    assert history_as_of(conn, renamed_at) == tables_state(conn)
+    assert history_as_of(conn, renamed_at - timedelta(microseconds=1)) == (
+        old_groups,
+        old_memberships,
+    )
+    periods = conn.execute(
+        "select group_name, valid_to is null from public.definition_group_history"
+        " where group_id = %s order by valid_from",
+        (ids_before["etf_tracked_etfs"],),
+    ).fetchall()
+    assert periods == [("etf_tracked_etfs", False), ("universe_tracked_etfs", True)]
 
 
 def test_pruning_the_change_log_keeps_what_history_has_not_applied(dbt_project: DbtProject):
