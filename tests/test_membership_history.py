@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -251,19 +251,42 @@ def test_a_database_built_before_history_gets_it_from_its_next_run(dbt_project: 
     )
 
 
+@pytest.fixture(scope="module")
+def rebalanced_template(
+    pg_server: PgServer,
+    migration_database: str,
+    dbt_work_dir: Path,
+    _session_manifests: dict[str, Any],
+) -> Iterator[tuple[str, datetime, datetime]]:
+    """Once per module: DEFAULT built, then SPY rebalanced and rebuilt, kept as a template
+    database; its name and the two run times."""
+    project = DbtProject(
+        pg_server.recreate_database(migration_database), dbt_work_dir, _session_manifests
+    )
+    with project.connect() as conn:
+        cache = small_cache(LegacyCache(conn).create())
+        project.build()
+        first = last_run_time(conn)
+        _rebalance_spy(cache)
+        project.build()
+        second = last_run_time(conn)
+    template = f"{migration_database}_rebalanced"
+    pg_server.clone_database(migration_database, template)
+    yield template, first, second
+    pg_server.drop_database(template)
+
+
 @pytest.fixture
 def history_environment(
-    dbt_project: DbtProject, monkeypatch: pytest.MonkeyPatch
+    pg_server: PgServer,
+    rebalanced_template: tuple[str, datetime, datetime],
+    dbt_project: DbtProject,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> tuple[datetime, datetime]:
-    """DEFAULT built, then SPY rebalanced and rebuilt; the two run times.  The query
-    command's environment points at this database."""
-    conn = dbt_project.connect()
-    cache = small_cache(LegacyCache(conn).create())
-    dbt_project.build()
-    first = last_run_time(conn)
-    _rebalance_spy(cache)
-    dbt_project.build()
-    second = last_run_time(conn)
+    """This test's database: DEFAULT built, then SPY rebalanced and rebuilt (a copy of the
+    module's template); the two run times.  The query command's environment points at it."""
+    template, first, second = rebalanced_template
+    pg_server.clone_database(template, dbt_project.settings["PGDATABASE"])
     for name, value in dbt_project.settings.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("DBT_SCHEMA", "public")
