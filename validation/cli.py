@@ -457,9 +457,10 @@ def cmd_restore(args: argparse.Namespace) -> int:
     plan = operations.restore_plan(settings, meta, with_cache_entries=args.with_cache_entries)
     restored_rows = meta["rows"] if isinstance(meta["rows"], dict) else {}
     _say(f"restore of {environment} on {describe(settings)} would replace:")
+    width = max(map(len, plan), default=0)
     for table, rows in plan.items():
         _say(
-            f"  {table:<20} delete {rows:>10,} {environment} rows, "
+            f"  {table:<{width}} delete {rows:>10,} {environment} rows, "
             f"insert {int(restored_rows.get(table, 0)):>10,} from the backup"
         )
     if not args.with_cache_entries:
@@ -487,9 +488,11 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     schema = tables.groups.schema
     plan = operations.rollback_plan(settings, environment, schema, _looked_in(tables, settings))
     _say(f"rollback of {environment} in schema {schema} would delete:")
+    width = max(map(len, plan), default=0)
     for table, rows in plan.items():
         kept = table.endswith("_history")  # operations.HISTORY_TABLES: closed, not deleted
-        _say(f"  {table:<24} {rows:>10,} {'open periods (closed now, kept)' if kept else 'rows'}")
+        what = "open periods (closed now, kept)" if kept else "rows"
+        _say(f"  {table:<{width}} {rows:>10,} {what}")
     _say("  cache_entries is not touched: the legacy application keeps working.")
     if not any(plan.values()):
         _say("nothing to delete.")
