@@ -56,7 +56,7 @@ test-embedded: setup
 test-service: setup
 	$(PYTEST) --pg service -m db --junitxml=$(REPORTS)/junit-pg15.xml
 
-## bench: build cost and query latency at scales 1, 10, 100 (about 12 minutes), then four
+## bench: build cost and query latency at scales 1, 10, 100, and the history (about 17 minutes), then four
 ## environments in one call against four calls (about 3 minutes); writes docs/
 bench: setup
 	$(BIN)/python -m validation bench
