@@ -63,6 +63,24 @@ where g.environment = 'DEFAULT' order by g.id, m.id
 """
 
 
+def build_once(project: DbtProject) -> None:
+    """The module's template (conftest.module_template): the compact cache, built once."""
+    with project.connect() as conn:
+        small_cache(LegacyCache(conn).create())
+    project.build()
+
+
+@pytest.fixture
+def built_small_cache(module_copy: psycopg.Connection) -> LegacyCache:
+    """The dbt project's database holding the compact cache, already built once (a copy of
+    the module's template); its clock goes on from the cache's latest stamp."""
+    row = module_copy.execute(
+        "select max(greatest(created_at, updated_at)) from public.cache_entries"
+    ).fetchone()
+    assert row is not None
+    return LegacyCache(module_copy, clock=row[0])
+
+
 @pytest.fixture
 def small_legacy_cache(dbt_project: DbtProject) -> LegacyCache:
     """The dbt project's database holding the compact cache with every legacy shape."""
@@ -89,9 +107,8 @@ def _fresh_build_of(
     return conn
 
 
-def test_second_build_changes_no_row(dbt_project: DbtProject, small_legacy_cache: LegacyCache):
-    dbt_project.build()
-    conn = small_legacy_cache.conn
+def test_second_build_changes_no_row(dbt_project: DbtProject, built_small_cache: LegacyCache):
+    conn = built_small_cache.conn
     before = (
         table_fingerprint(conn, "definition_groups"),
         table_fingerprint(conn, "group_memberships"),
@@ -137,10 +154,9 @@ def _row_versions(conn: psycopg.Connection) -> dict[str, str]:
 
 
 def test_a_run_without_source_changes_rewrites_no_row(
-    dbt_project: DbtProject, small_legacy_cache: LegacyCache
+    dbt_project: DbtProject, built_small_cache: LegacyCache
 ):
-    conn = small_legacy_cache.conn
-    dbt_project.build()
+    conn = built_small_cache.conn
     logged_before = conn.execute("select count(*) from migration_change_log").fetchone()
     versions_before = _row_versions(conn)
 
@@ -151,11 +167,10 @@ def test_a_run_without_source_changes_rewrites_no_row(
 
 
 def test_a_change_is_logged_once_and_applied_by_every_analyst_model(
-    dbt_project: DbtProject, small_legacy_cache: LegacyCache
+    dbt_project: DbtProject, built_small_cache: LegacyCache
 ):
-    conn = small_legacy_cache.conn
-    dbt_project.build()
-    small_legacy_cache.replace("etf_holdings", "XLE", {"holdings": ["XOM", "COP", "EOG"]})
+    conn = built_small_cache.conn
+    built_small_cache.replace("etf_holdings", "XLE", {"holdings": ["XOM", "COP", "EOG"]})
 
     dbt_project.build()
 
@@ -208,17 +223,21 @@ def test_memberships_are_left_vacuumed_for_index_only_reads(
         assert plan["Node Type"] == "Index Only Scan"
         return plan["Heap Fetches"]
 
-    dbt_project.build()
-    pages = conn.execute(
-        "select relpages, relallvisible from pg_class"
-        " where oid = 'public.group_memberships'::regclass"
-    ).fetchone()
-    assert pages is not None and pages[0] > 0 and pages[1] == pages[0]
+    # one thread: a model another thread builds meanwhile holds a snapshot older than the
+    # memberships' commit, and VACUUM cannot mark those rows visible to all (left to autovacuum)
+    one_thread = ("--threads", "1")
+    dbt_project.build(args=one_thread)
     assert heap_fetches_of_an_index_only_read() == 0
+    pages = conn.execute(
+        "select relpages, relallvisible, last_autoanalyze, last_autovacuum"
+        " from pg_class join pg_stat_user_tables on relid = pg_class.oid"
+        " where pg_class.oid = 'public.group_memberships'::regclass"
+    ).fetchone()
+    assert pages is not None and pages[0] > 0 and pages[1] == pages[0], pages
 
     # a run that writes memberships vacuums them again (one that writes none skips it)
     small_legacy_cache.replace("etf_holdings", "XLE", {"holdings": ["XOM", "COP", "EOG"]})
-    dbt_project.build()
+    dbt_project.build(args=one_thread)
     assert heap_fetches_of_an_index_only_read() == 0
 
 
@@ -266,18 +285,17 @@ def test_each_incremental_run_equals_a_fresh_build(
     dbt_project: DbtProject,
     reference_project: DbtProject,
     pg_server: PgServer,
-    small_legacy_cache: LegacyCache,
+    built_small_cache: LegacyCache,
 ):
-    dbt_project.build()
-    previous = published(small_legacy_cache.conn)
+    previous = published(built_small_cache.conn)
     for label, change in SCRIPTED_CHANGES:
-        change(small_legacy_cache)
+        change(built_small_cache)
 
         dbt_project.build()
 
-        now = published(small_legacy_cache.conn)
-        analyst_rows = _analyst_rows(small_legacy_cache.conn)
-        with _fresh_build_of(small_legacy_cache, reference_project, pg_server) as reference:
+        now = published(built_small_cache.conn)
+        analyst_rows = _analyst_rows(built_small_cache.conn)
+        with _fresh_build_of(built_small_cache, reference_project, pg_server) as reference:
             expected = published(reference)
             expected_analyst_rows = _analyst_rows(reference)
         assert now.groups == expected.groups, label
@@ -285,7 +303,7 @@ def test_each_incremental_run_equals_a_fresh_build(
         # the analyst models recompute only what the change log names: same rows as a rebuild
         for model, rows in analyst_rows.items():
             assert rows == expected_analyst_rows[model], f"{label}: {model}"
-        assert small_legacy_cache.conn.execute(STALE_SUMMARIES_SQL).fetchall() == [], label
+        assert built_small_cache.conn.execute(STALE_SUMMARIES_SQL).fetchall() == [], label
         survivors = previous.group_ids.keys() & now.group_ids.keys()
         assert {k: now.group_ids[k] for k in survivors} == {
             k: previous.group_ids[k] for k in survivors
@@ -294,10 +312,9 @@ def test_each_incremental_run_equals_a_fresh_build(
 
 
 def test_a_changed_type_mapping_reads_its_entries_again(
-    dbt_project: DbtProject, small_legacy_cache: LegacyCache
+    dbt_project: DbtProject, built_small_cache: LegacyCache
 ):
-    conn = small_legacy_cache.conn
-    dbt_project.build()
+    conn = built_small_cache.conn
     # the seed as dbt loaded it, edited the way a changed cache_type_mappings.csv would be
     conn.execute(
         "update public_staging_default.cache_type_mappings set name_prefix = 'fund_'"
@@ -314,10 +331,9 @@ def test_a_changed_type_mapping_reads_its_entries_again(
 
 
 def test_full_refresh_keeps_every_id_and_the_foreign_key(
-    dbt_project: DbtProject, small_legacy_cache: LegacyCache
+    dbt_project: DbtProject, built_small_cache: LegacyCache
 ):
-    conn = small_legacy_cache.conn
-    dbt_project.build()
+    conn = built_small_cache.conn
     before = (
         table_fingerprint(conn, "definition_groups"),
         table_fingerprint(conn, "group_memberships"),
@@ -339,10 +355,9 @@ def test_full_refresh_keeps_every_id_and_the_foreign_key(
 
 
 def test_deleting_a_group_deletes_its_memberships(
-    dbt_project: DbtProject, small_legacy_cache: LegacyCache
+    dbt_project: DbtProject, built_small_cache: LegacyCache
 ):
-    conn = small_legacy_cache.conn
-    dbt_project.build()
+    conn = built_small_cache.conn
     spy = conn.execute(
         "select id from definition_groups where name = 'SPY' and type = 'ETF'"
     ).fetchone()
@@ -355,10 +370,9 @@ def test_deleting_a_group_deletes_its_memberships(
 
 
 def test_a_truncated_source_is_refused_until_overridden(
-    dbt_project: DbtProject, small_legacy_cache: LegacyCache
+    dbt_project: DbtProject, built_small_cache: LegacyCache
 ):
-    conn = small_legacy_cache.conn
-    dbt_project.build()
+    conn = built_small_cache.conn
     before = (
         table_fingerprint(conn, "definition_groups"),
         table_fingerprint(conn, "group_memberships"),
@@ -389,10 +403,9 @@ EMPTY_MOST_MEMBER_LISTS = (
 
 
 def test_emptied_member_lists_are_refused_by_the_membership_guard(
-    dbt_project: DbtProject, small_legacy_cache: LegacyCache
+    dbt_project: DbtProject, built_small_cache: LegacyCache
 ):
-    conn = small_legacy_cache.conn
-    dbt_project.build()
+    conn = built_small_cache.conn
     before = _both_tables(conn)
     # every group survives, but ETFs, themes and two universes lose 20 of the 30 memberships
     for statement in EMPTY_MOST_MEMBER_LISTS:
@@ -406,10 +419,9 @@ def test_emptied_member_lists_are_refused_by_the_membership_guard(
 
 
 def test_a_membership_edited_by_hand_is_repaired_only_by_a_reconciliation(
-    dbt_project: DbtProject, small_legacy_cache: LegacyCache
+    dbt_project: DbtProject, built_small_cache: LegacyCache
 ):
-    conn = small_legacy_cache.conn
-    dbt_project.build()
+    conn = built_small_cache.conn
     expected = published(conn).memberships
     conn.execute("delete from group_memberships where id = (select min(id) from group_memberships)")
 
