@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -294,3 +296,28 @@ def test_batch_aliasing_matches_what_great_expectations_does():
             continue
         has_join = " join " in query.template.lower()
         assert ("{batch} as " in query.template) == has_join, query.name
+
+
+def test_a_second_validation_writing_the_same_data_docs_waits_for_the_first(tmp_path: Path):
+    """Two validations of one target from one checkout (two CI jobs, or the two suites of
+    `make test`) would rewrite the same GX file context at once; the second waits for the
+    first's lock on the directory, and says so."""
+    from validation.validate import docs_dir_lock
+
+    said: list[str] = []
+    entered = threading.Event()
+
+    def second_validation() -> None:
+        with docs_dir_lock(tmp_path, said.append):
+            entered.set()
+
+    waiter = threading.Thread(target=second_validation)
+    with docs_dir_lock(tmp_path, said.append):
+        waiter.start()
+        deadline = time.monotonic() + 60
+        while not said and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert said == [f"waiting for another validation writing {tmp_path} to finish"]
+        assert not entered.is_set()
+    waiter.join(60)
+    assert entered.is_set()

@@ -20,7 +20,8 @@ import json
 import sys
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -78,6 +79,7 @@ MANIFEST_NODES = targets.NODES
 CACHE_SOURCE = targets.CACHE_SOURCE
 TIMINGS_CSV = "query_timings.csv"
 HISTORY_DIR = "history"  # the GX file context whose results the Data Docs index lists
+LOCK_FILE = ".validate.lock"  # held while a run writes the directory (docs_dir_lock)
 DOCS_SITE = "local"
 # What the query timings do to the result: gate (a missed budget fails, exit 3 when nothing
 # else failed), report (measured and shown, never failing), off (not measured).
@@ -468,7 +470,6 @@ def run_validation(
     docs_dir = docs_dir.resolve()
     docs_dir.mkdir(parents=True, exist_ok=True)
     timings_csv = docs_dir / TIMINGS_CSV
-    frame.to_csv(timings_csv, index=False)
 
     say("importing great_expectations")
     gx_was_loaded = "great_expectations" in sys.modules
@@ -476,7 +477,8 @@ def run_validation(
     import great_expectations as gx
 
     import_seconds = time.perf_counter() - started
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), docs_dir_lock(docs_dir, say):
+        frame.to_csv(timings_csv, index=False)
         warnings.simplefilter("ignore")
         checks = _declare_checks(gx, spec, gx_queries, timed=timings_mode != "off")
         say(f"running the checkpoint ({len(checks)} expectations, 4 suites)")
@@ -509,6 +511,26 @@ def run_validation(
         timings_mode=timings_mode,
         load_average=load,
     )
+
+
+@contextmanager
+def docs_dir_lock(docs_dir: Path, say: Callable[[str], None]) -> Iterator[None]:
+    """One validation at a time writes a Data Docs directory: its GX file context and timings
+    CSV are rewritten by every run, and two runs at once (two CI jobs validating the same
+    target from one checkout) leave GX a suite "changed since it was last saved".  The next
+    one waits for the lock, and says so; the lock goes with the process."""
+    import fcntl
+
+    with (docs_dir / LOCK_FILE).open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            say(f"waiting for another validation writing {docs_dir} to finish")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _forget_previous_definitions(project_root: Path) -> None:
