@@ -161,7 +161,7 @@ def test_a_group_renamed_in_place_keeps_its_identity_and_history_holds_both_name
     old_groups, old_memberships = tables_state(conn)
     ids_before = dict(
         conn.execute(
-            "select name, id from public.definition_groups where name like 'etf\\_%%'"
+            "select name, id from public.definition_groups where name like 'etf\\_%'"
         ).fetchall()
     )
     assert set(ids_before) == {"etf_theme_crypto", "etf_tracked_etfs"}
@@ -181,7 +181,7 @@ def test_a_group_renamed_in_place_keeps_its_identity_and_history_holds_both_name
 
     ids_after = dict(
         conn.execute(
-            "select name, id from public.definition_groups where name like 'universe\\_%%'"
+            "select name, id from public.definition_groups where name like 'universe\\_%'"
         ).fetchall()
     )
     assert ids_after == {

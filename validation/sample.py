@@ -513,7 +513,7 @@ def rebalance_etf(
     with conn.transaction():
         row = conn.execute(
             sql.SQL(
-                "select value -> 'holdings', (now() at time zone 'utc')::timestamp(0) from {}"
+                "select value -> 'holdings', date_trunc('second', now() at time zone 'utc') from {}"
                 " where type = 'etf_holdings' and key = %s and environment = %s for update"
             ).format(table),
             (etf, environment),
