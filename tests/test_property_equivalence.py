@@ -33,6 +33,8 @@ step is disabled:
 
 from __future__ import annotations
 
+import math
+import os
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -40,7 +42,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-from hypothesis import HealthCheck, Phase, note, settings
+from hypothesis import HealthCheck, Phase, note, seed, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, rule, run_state_machine_as_test
 from support.databases import PROJECT_ROOT, PgServer
@@ -180,14 +182,21 @@ def harness(
     pg_server.drop_database(migration_database)
 
 
-def _run(harness: Harness, profile: settings) -> None:
+def _run(harness: Harness, profile: settings, shard: tuple[int, int] | None = None) -> None:
     """Every example runs the profile's full number of steps: hypothesis otherwise cuts some
     sequences short (its mutator splices in early stops), and CI promises its sequences in full.
-    Failures then shrink to sequences of that length, with the simplest possible steps."""
+    Failures then shrink to sequences of that length, with the simplest possible steps.
+
+    A shard (k of n) runs its share of the profile's sequences from its own fixed seed, k: the
+    shards draw different sequences, and each reproduces exactly on a rerun."""
     started = time.perf_counter()
-    run_state_machine_as_test(
-        machine_for(harness), settings=profile, _min_steps=profile.stateful_step_count - 1
-    )
+    machine = machine_for(harness)
+    if shard is not None:
+        index, count = shard
+        profile = settings(profile, max_examples=math.ceil(profile.max_examples / count))
+        machine = seed(index)(machine)
+        print(f"property: shard {index} of {count}, {profile.max_examples} sequences", flush=True)
+    run_state_machine_as_test(machine, settings=profile, _min_steps=profile.stateful_step_count - 1)
     print(
         f"{harness.examples} sequences, steps {harness.steps}, {harness.builds} incremental"
         f" and {harness.reference_builds} reference builds in {time.perf_counter() - started:.0f} s"
@@ -201,9 +210,27 @@ def test_incremental_builds_equal_fresh_builds(harness: Harness, pg_server: PgSe
     assert len(full_sequences) >= profile.max_examples, harness.steps
 
 
+def property_shard() -> tuple[int, int] | None:
+    """PROPERTY_SHARD=k/n: run shard k of n of the slow profile (e.g. one per server at once)."""
+    value = os.environ.get("PROPERTY_SHARD", "").strip()
+    if not value:
+        return None
+    try:
+        index, count = (int(part) for part in value.split("/"))
+    except ValueError:
+        index = count = 0
+    if not 1 <= index <= count:
+        pytest.fail(f"PROPERTY_SHARD={value!r}: write k/n with 1 <= k <= n, e.g. 1/2")
+    return index, count
+
+
 @pytest.mark.slow
 def test_incremental_builds_equal_fresh_builds_many_sequences(harness: Harness) -> None:
-    _run(harness, SLOW_PROFILE)
+    shard = property_shard()
+    _run(harness, SLOW_PROFILE, shard)
+    full_sequences = [s for s in harness.steps if s == SLOW_PROFILE.stateful_step_count]
+    wanted = math.ceil(SLOW_PROFILE.max_examples / (shard[1] if shard else 1))
+    assert len(full_sequences) >= wanted, harness.steps
 
 
 @pytest.mark.slow
