@@ -232,6 +232,26 @@ class Monitor:
             time.sleep(0.005)
         raise AssertionError(f"timed out waiting for the run; backends: {self.backends()}")
 
+    def held_by(self, blocker: psycopg.Connection) -> list[Any] | None:
+        """The backends, once one of the run's waits for a lock `blocker` holds; else None.
+        Any lock wait is not enough: the run's threads wait briefly on each other (two
+        staging views dropped at once wait on a catalog object lock) long before the hold."""
+        waiting = self.conn.execute(
+            "select count(*) from pg_stat_activity where datname = %s and pid <> all(%s)"
+            " and %s = any(pg_blocking_pids(pid))",
+            (self.dbname, [*self.ours, self.conn.info.backend_pid], blocker.info.backend_pid),
+        ).fetchone()
+        return self.backends() if waiting and waiting[0] else None
+
+    def wait_until_held(self, blocker: psycopg.Connection, timeout: float = 120) -> list[Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.held_by(blocker)
+            if found is not None:
+                return found
+            time.sleep(0.005)
+        raise AssertionError(f"timed out waiting for the run to reach the hold: {self.backends()}")
+
     def wait_until_gone(self, timeout: float = 120) -> None:
         self.wait_for(lambda found: not found, timeout)
 
@@ -273,10 +293,6 @@ def _release(conn: psycopg.Connection, hold: str | None) -> None:
     conn.rollback()
 
 
-def _is_held(found: list[tuple[int, str, str, str]]) -> bool:
-    return any(wait_type == "Lock" for _, wait_type, _, _ in found)
-
-
 def _statement(query: str) -> str:
     return " ".join(re.sub(r"^/\*.*?\*/", "", query, flags=re.DOTALL).split())[:70]
 
@@ -291,7 +307,7 @@ def interrupt(scenario: Scenario, conn: psycopg.Connection, point: Point, held: 
             _hold(blocker, point.hold, held)
         run = DbtBuild(scenario)
         if point.hold:
-            found = monitor.wait_for(_is_held)
+            found = monitor.wait_until_held(blocker)
         else:
             monitor.wait_for(
                 lambda found: any(point.after in q for *_, q in found) if point.after else found
@@ -349,7 +365,10 @@ def test_interrupted_runs_leave_a_consistent_state_and_the_next_run_converges(
                 )
                 outcome = "published"
             if point.hold:
-                assert outcome == "unchanged", f"{point.label}: interrupted inside the marts"
+                assert outcome == "unchanged", (
+                    f"{point.label}: interrupted inside the marts [{doing}]\n"
+                    + (scenario.work_dir / "dbt-output.txt").read_text()[-6000:]
+                )
             outcomes.append(f"{point.label}: {outcome} [{doing}]")
             previous = now
         print("\n".join(outcomes))
@@ -435,7 +454,7 @@ def test_readers_see_a_changed_etf_switch_at_once(scenario: Scenario) -> None:
         monitor.ours.add(reader.pid)
         _hold(blocker, "membership_publish", held_symbol)
         run = DbtBuild(scenario)
-        monitor.wait_for(_is_held)
+        monitor.wait_until_held(blocker)
         held_at = time.monotonic()
         time.sleep(1.0)  # the groups are merged, their memberships not yet: readers read
         released_at = time.monotonic()
