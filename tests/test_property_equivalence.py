@@ -19,7 +19,8 @@ cache (and the same legacy rows) on an empty database, and against tests/support
 
 The default profile runs 20 sequences of 4 steps on the embedded PostgreSQL 18 and 10 on the
 PostgreSQL 15 service (the same model SQL on both; `make test` runs the two suites side by
-side, and this test is a third of each); `pytest -m slow` runs 150 sequences of 6.
+side, and this test is a third of each); `pytest -m slow` runs 150 sequences of 6
+(`PROPERTY_SHARD=k/n` runs shard k of n of them, from seed k, e.g. one per server at once).
 Examples are derandomised and nothing is written to a hypothesis database, so a failure
 reproduces exactly on the next run. `test_a_build_that_never_deletes_groups_is_caught`
 (slow; `pytest tests/test_property_equivalence.py -m slow -k never_deletes`) shows the

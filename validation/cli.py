@@ -22,10 +22,6 @@ from validation.errors import UserFacingError
 
 REPORTS_DIR = PROJECT_ROOT / "reports"
 
-SCHEMA_HELP = (
-    "schema of the tables (default: from the target's last build, else $DBT_SCHEMA, public)"
-)
-
 
 def _say(message: str) -> None:
     print(message, flush=True)

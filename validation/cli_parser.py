@@ -11,6 +11,7 @@ from validation import targets
 ENVIRONMENTS = targets.ENVIRONMENTS
 TARGET_NAMES = list(targets.TARGETS)
 DEMO_DATABASE = "sprint59_demo"  # the demo's own database on a server named by PG* variables
+SCHEMA_HELP = "schema of the tables (default: from the last build, else $DBT_SCHEMA or public)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -103,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("--until", help="changes: to this date (its end) or date-time; default now")
     query.add_argument(
         "--schema",
-        help="schema of the tables (default: from the last build, else $DBT_SCHEMA or public)",
+        help=SCHEMA_HELP,
     )
 
     backup = commands.add_parser(
@@ -131,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument("--target", choices=TARGET_NAMES, required=True)
     rollback.add_argument(
         "--schema",
-        help="schema of the tables (default: from the last build, else $DBT_SCHEMA or public)",
+        help=SCHEMA_HELP,
     )
     rollback.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
@@ -141,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     retirement.add_argument("--target", choices=TARGET_NAMES, default="default")
     retirement.add_argument(
         "--schema",
-        help="schema of the tables (default: from the last build, else $DBT_SCHEMA or public)",
+        help=SCHEMA_HELP,
     )
 
     bench = commands.add_parser(

@@ -1091,7 +1091,7 @@ class Harness:
         self.examples += 1
         self.steps.append(0)
         if self.examples % 10 == 0:
-            # a long profile (-m slow: an hour) says how far it is; pytest -s shows it
+            # a long profile (-m slow) says how far it is; pytest -s shows it
             print(f"property: sequence {self.examples}, {self.builds} builds so far", flush=True)
         self.pg_server.clone_database(self.template_name, self.incremental_name)
         return connect(self.incremental.settings)
