@@ -113,16 +113,18 @@ def test_the_operators_commands_find_mig_without_dbt_schema(
 
 
 def test_backup_finds_both_the_tables_and_the_legacy_schema(
-    company_ci_after_a_failed_build_elsewhere: Company,
+    company_ci_after_a_failed_build_elsewhere: Company, tmp_path: Path
 ) -> None:
     company = company_ci_after_a_failed_build_elsewhere
-    ran = company.run([*HARNESS, "backup", "--target", "prod"], company.right)
+    out = tmp_path / "backups"
+    ran = company.run([*HARNESS, "backup", "--target", "prod", "--out", str(out)], company.right)
     assert ran.returncode == 0, ran.stdout + ran.stderr
     dump = next(
         line.split(":", 1)[1].strip()
         for line in ran.stdout.splitlines()
         if line.startswith("backup:")
     )
+    assert Path(dump).parent == out  # --out: not the checkout's backups/
     meta = json.loads(Path(dump + ".json").read_text())
     assert (meta["schema"], meta["source_schema"]) == ("mig", "legacy")
     assert meta["rows"]["definition_groups"] > 0 and meta["rows"]["cache_entries"] > 0

@@ -93,7 +93,7 @@ def readme_commands_on_a_users_database(
         "build": (*harness, "build", "--target", "default"),
         "validate": (*harness, "validate", "--target", "default", "--timings", "report"),
         "query": (*harness, "query", "etf", "XLE"),
-        "backup": (*harness, "backup", "--target", "default"),
+        "backup": (*harness, "backup", "--target", "default", "--out", str(work / "backups")),
         "retirement": (*harness, "retirement", "--target", "default"),
         "dbt source freshness": (dbt, "source", "freshness", "--target", "default"),
         "dbt docs generate": (dbt, "docs", "generate", "--target", "default"),

@@ -433,6 +433,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
             environment,
             schema=tables.groups.schema,
             source_schema=tables.cache.schema,
+            directory=Path(args.out) if args.out else operations.BACKUP_DIR,
             say=lambda m: _say(f"  {m}"),
             looked_in=_looked_in(tables, settings),
         )

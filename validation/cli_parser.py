@@ -118,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     backup.add_argument(
         "--source-schema", help="schema of cache_entries (default: as the build found it)"
     )
+    backup.add_argument(
+        "--out", help="directory for the dump and its .sha256 / .json (default: backups/)"
+    )
 
     restore = commands.add_parser("restore", help="put a verified backup back")
     restore.add_argument("file", help="the .dump file (its .sha256 and .json must be beside it)")

@@ -218,7 +218,10 @@ def verify(path: Path) -> dict[str, object]:
     checksum_path = path.with_name(path.name + ".sha256")
     meta_path = path.with_name(path.name + ".json")
     if not path.exists():
-        raise UserFacingError(f"No backup file {path}; list them with 'ls {BACKUP_DIR}'.")
+        raise UserFacingError(
+            f"No backup file {path}; list them with 'ls {path.parent}' "
+            f"(backups go to {BACKUP_DIR} unless backup was given --out)."
+        )
     if not checksum_path.exists() or not meta_path.exists():
         raise UserFacingError(
             f"{path.name} has no .sha256 or .json beside it, so it cannot be verified; "
