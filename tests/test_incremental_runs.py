@@ -223,10 +223,9 @@ def test_memberships_are_left_vacuumed_for_index_only_reads(
         assert plan["Node Type"] == "Index Only Scan"
         return plan["Heap Fetches"]
 
-    # one thread: a model another thread builds meanwhile holds a snapshot older than the
-    # memberships' commit, and VACUUM cannot mark those rows visible to all (left to autovacuum)
-    one_thread = ("--threads", "1")
-    dbt_project.build(args=one_thread)
+    # with the profile's threads: VACUUM runs at the end of the run, once no other model's
+    # transaction (begun before the memberships' commit) can keep it from marking rows visible
+    dbt_project.build()
     assert heap_fetches_of_an_index_only_read() == 0
     pages = conn.execute(
         "select relpages, relallvisible, last_autoanalyze, last_autovacuum"
@@ -237,7 +236,7 @@ def test_memberships_are_left_vacuumed_for_index_only_reads(
 
     # a run that writes memberships vacuums them again (one that writes none skips it)
     small_legacy_cache.replace("etf_holdings", "XLE", {"holdings": ["XOM", "COP", "EOG"]})
-    dbt_project.build(args=one_thread)
+    dbt_project.build()
     assert heap_fetches_of_an_index_only_read() == 0
 
 

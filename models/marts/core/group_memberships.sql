@@ -5,9 +5,10 @@
     left to write and selects no row.  It owns the table: the first build creates it, with its
     contract (the spec's DDL, the foreign key with ON DELETE CASCADE), from every desired row
     (all_desired_memberships_sql, macros/publishing/desired_memberships.sql).
-    Its hooks: serialize_mart_writes and the sequence before; after it, publishing steps
+    Its hooks: serialize_mart_writes and the sequence before; after it, publishing step
       6. record_first_membership_build   the first build's run log counts and stocks watermark
-      7. vacuum_memberships              after the commit: visibility map and statistics
+    and at the end of the run (on-run-end, dbt_project.yml), step
+      7. vacuum_memberships              visibility map and statistics
     Steps 1-5, in definition_groups' transaction: models/marts/core/definition_groups.sql.
 -#}
 {{
@@ -16,10 +17,7 @@
             "{{ serialize_mart_writes() }}",
             "create sequence if not exists {{ this.schema }}.group_memberships_id_seq",
         ],
-        post_hook=[
-            after_commit("{{ vacuum_memberships() }}"),
-            "{{ record_first_membership_build() }}",
-        ],
+        post_hook=["{{ record_first_membership_build() }}"],
     )
 }}
 -- depends_on: {{ ref('int_group_memberships') }}
