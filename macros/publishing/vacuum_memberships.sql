@@ -18,13 +18,7 @@
         another session still can, and then autovacuum finishes the job later).
     -#}
     {%- set memberships = ref('group_memberships') -%}
-    {%- set built = [] -%}
-    {%- for result in results
-        if result.node.resource_type == 'model'
-        and result.node.name == 'group_memberships'
-        and result.status == 'success' -%}
-        {%- do built.append(result.node.unique_id) -%}
-    {%- endfor -%}
+    {%- set built = model_built_by_this_run(results, 'group_memberships') -%}
     {%- set figures = [false, false] -%}
     {%- if built and execute -%}
         {%- set figures = run_query(

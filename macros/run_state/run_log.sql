@@ -129,13 +129,7 @@
         one of them leaves the counts NULL: "not counted", rather than another run's figures.
     -#}
     {%- set exceptions = ref('migration_exceptions') -%}
-    {%- set built = [] -%}
-    {%- for result in results
-        if result.node.resource_type == 'model'
-        and result.node.name == 'migration_exceptions'
-        and result.status == 'success' -%}
-        {%- do built.append(result.node.unique_id) -%}
-    {%- endfor -%}
+    {%- set built = model_built_by_this_run(results, 'migration_exceptions') -%}
     {%- if built -%}
         update {{ run_log_relation() }} set
             exception_errors = (
@@ -148,4 +142,15 @@
     {%- else -%}
         select 1 /* migration_exceptions not built by this run: no counts to record */
     {%- endif -%}
+{% endmacro %}
+
+{% macro model_built_by_this_run(results, model_name) %}
+    {#- on-run-end: whether this run's results include a successful build of the model -#}
+    {%- for result in results
+        if result.node.resource_type == 'model'
+        and result.node.name == model_name
+        and result.status == 'success' -%}
+        {{ return(true) }}
+    {%- endfor -%}
+    {{ return(false) }}
 {% endmacro %}
