@@ -17,9 +17,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg
 import pytest
-from support.databases import PROJECT_ROOT, PgServer
+from support.databases import PROJECT_ROOT, PgServer, connect
 from support.legacy_cache import LegacyCache, cache_fingerprint, small_cache
 
 USERS_OWN_ROWS = "select md5(string_agg(t::text, '|' order by t.note)) from public.user_notes t"
@@ -48,10 +47,7 @@ class Session:
 
 
 def _fingerprints(settings: Mapping[str, str]) -> tuple[str, str, bool]:
-    with psycopg.connect(
-        host=settings["PGHOST"], port=settings["PGPORT"], user=settings["PGUSER"],
-        dbname=settings["PGDATABASE"], autocommit=True,
-    ) as conn:  # fmt: skip
+    with connect(settings) as conn:
         own = conn.execute(USERS_OWN_ROWS).fetchone()
         marker = conn.execute(
             "select 1 from public.cache_entries where type = 'app_settings' and key = 'marker'"
