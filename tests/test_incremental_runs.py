@@ -239,6 +239,16 @@ def test_memberships_are_left_vacuumed_for_index_only_reads(
     dbt_project.build()
     assert heap_fetches_of_an_index_only_read() == 0
 
+    # ... and so does a run that publishes without building group_memberships itself (the
+    # memberships' diff is written by definition_groups' post-hook)
+    small_legacy_cache.replace("etf_holdings", "XLE", {"holdings": ["XOM", "COP", "OXY"]})
+    dbt_project.invoke("run", args=("--select", "+definition_groups"))
+    assert conn.execute(
+        "select count(*) from public.group_memberships m join public.definition_groups g"
+        " on g.id = m.group_id where g.name = 'XLE' and m.symbol = 'OXY'"
+    ).fetchone() == (1,)
+    assert heap_fetches_of_an_index_only_read() == 0
+
 
 def _rename_fund(c: LegacyCache) -> None:
     c.replace("etf_holdings", "SPY", {"holdings": ["AAPL", "MSFT", "NVDA", "XOM"],

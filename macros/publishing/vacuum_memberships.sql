@@ -6,7 +6,7 @@
 {% macro vacuum_memberships(results) %}
     {#-
         on-run-end hook (hooks run outside a transaction, as VACUUM needs), when this run built
-        group_memberships.  VACUUM sets the visibility map, so the analysts' joins read the
+        definition_groups or group_memberships.  VACUUM sets the visibility map, so the analysts' joins read the
         unique index alone (no heap fetches); it skips the pages no run touched, so it costs
         little when little changed, but still about 0.2 s at scale 100: a run that wrote no row
         skips it.  ANALYZE samples the whole table, so it runs only when this run wrote at least
@@ -18,7 +18,10 @@
         another session still can, and then autovacuum finishes the job later).
     -#}
     {%- set memberships = ref('group_memberships') -%}
-    {%- set built = model_built_by_this_run(results, 'group_memberships') -%}
+    {#- the memberships are written by definition_groups' post-hook (publish_memberships), or,
+        on the first build, by group_memberships -#}
+    {%- set built = model_built_by_this_run(results, 'definition_groups')
+        or model_built_by_this_run(results, 'group_memberships') -%}
     {%- set figures = [false, false] -%}
     {%- if built and execute -%}
         {%- set figures = run_query(
@@ -35,6 +38,6 @@
     {%- elif built -%}
         select 1 /* this run wrote no membership: nothing to vacuum */
     {%- else -%}
-        select 1 /* group_memberships not built by this run: nothing to vacuum */
+        select 1 /* this run published nothing: nothing to vacuum */
     {%- endif -%}
 {% endmacro %}
