@@ -232,25 +232,19 @@ class Monitor:
             time.sleep(0.005)
         raise AssertionError(f"timed out waiting for the run; backends: {self.backends()}")
 
-    def held_by(self, blocker: psycopg.Connection) -> list[Any] | None:
-        """The backends, once one of the run's waits for a lock `blocker` holds; else None.
-        Any lock wait is not enough: the run's threads wait briefly on each other (two
-        staging views dropped at once wait on a catalog object lock) long before the hold."""
-        waiting = self.conn.execute(
-            "select count(*) from pg_stat_activity where datname = %s and pid <> all(%s)"
-            " and %s = any(pg_blocking_pids(pid))",
+    def blocked_by(self, blocker: psycopg.Connection) -> bool:
+        """Whether one of the run's connections waits for a lock `blocker` holds.  Any lock
+        wait is not enough: the run's threads wait briefly on each other (two staging views
+        dropped at once wait on a catalog object lock) long before the hold."""
+        row = self.conn.execute(
+            "select exists (select from pg_stat_activity where datname = %s and pid <> all(%s)"
+            " and %s = any(pg_blocking_pids(pid)))",
             (self.dbname, [*self.ours, self.conn.info.backend_pid], blocker.info.backend_pid),
         ).fetchone()
-        return self.backends() if waiting and waiting[0] else None
+        return bool(row and row[0])
 
-    def wait_until_held(self, blocker: psycopg.Connection, timeout: float = 120) -> list[Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = self.held_by(blocker)
-            if found is not None:
-                return found
-            time.sleep(0.005)
-        raise AssertionError(f"timed out waiting for the run to reach the hold: {self.backends()}")
+    def wait_until_held(self, blocker: psycopg.Connection) -> list[Any]:
+        return self.wait_for(lambda found: bool(found) and self.blocked_by(blocker))
 
     def wait_until_gone(self, timeout: float = 120) -> None:
         self.wait_for(lambda found: not found, timeout)
