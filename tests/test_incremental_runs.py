@@ -300,7 +300,7 @@ def test_each_incremental_run_equals_a_fresh_build(
     for label, change in SCRIPTED_CHANGES:
         change(built_small_cache)
 
-        dbt_project.build()
+        dbt_project.build(generic_tests=True)
 
         now = published(built_small_cache.conn)
         analyst_rows = _analyst_rows(built_small_cache.conn)

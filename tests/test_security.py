@@ -195,7 +195,7 @@ def test_a_user_who_may_not_create_roles_still_builds(
         small_cache(LegacyCache(conn).create())
         # a work directory of its own: the session's dbt.log rotates at 10 MB in a full run
         shutil.copyfile(dbt_work_dir / "profiles.yml", tmp_path / "profiles.yml")
-        project = DbtProject(settings, tmp_path, {})
+        project = DbtProject(settings, tmp_path, {}, writes_log=True)
         log = tmp_path / "logs" / "dbt.log"
         logged_before = log.read_text() if log.exists() else ""
 
