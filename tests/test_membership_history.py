@@ -8,77 +8,21 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
-from hypothesis import HealthCheck, given, note, settings
-from hypothesis import strategies as st
 from psycopg import sql
 from support.databases import PgServer
-from support.dbt_project import DbtProject, DbtRunFailed
-from support.equivalence import Change, Source, changes, starting_cache
-from support.legacy_cache import BASE_TIME, LegacyCache, published, small_cache
+from support.dbt_project import DbtProject
+from support.history import (
+    HistoryViolation,
+    check_history,
+    history_as_of,
+    last_run_time,
+    tables_state,
+)
+from support.legacy_cache import LegacyCache, small_cache
 
 from validation import operations
 from validation.cli import main
-
-# A state as the history records it: group identity + symbol -> (name, weight, position),
-# and group identity -> name.
-MembershipState = dict[tuple[Any, ...], tuple[Any, ...]]
-GroupState = dict[tuple[Any, ...], str]
-
-
-def _position(metadata: Any) -> int | None:
-    value = metadata.get("position") if isinstance(metadata, dict) else None
-    return value if isinstance(value, int) else None
-
-
-def tables_state(conn: psycopg.Connection) -> tuple[GroupState, MembershipState]:
-    """What the two tables hold, in the history's terms: the groups the migration built
-    (the history leaves out rows a legacy script inserted)."""
-    state = published(conn)
-    names = {
-        gid: name
-        for gid, name in conn.execute("select id, name from public.definition_groups").fetchall()
-    }
-    groups = {key: names[gid] for key, gid in state.group_ids.items() if key[2] is not None}
-    memberships = {
-        key: (names[state.group_ids[key[:4]]], weight, _position(metadata))
-        for key, (weight, metadata) in state.memberships.items()
-        if key[2] is not None
-    }
-    return groups, memberships
-
-
-def history_as_of(conn: psycopg.Connection, at: datetime) -> tuple[GroupState, MembershipState]:
-    """The two history models' answer at a time."""
-    in_period = "valid_from <= %(at)s and (valid_to is null or valid_to > %(at)s)"
-    groups = {
-        (env, gtype, stype, skey): name
-        for env, gtype, stype, skey, name in conn.execute(
-            "select environment, group_type, source_type, source_key, group_name"
-            f" from public.definition_group_history where {in_period}",
-            {"at": at},
-        ).fetchall()
-    }
-    memberships = {
-        (env, gtype, stype, skey, symbol): (name, weight, position)
-        for env, gtype, stype, skey, symbol, name, weight, position in conn.execute(
-            "select environment, group_type, source_type, source_key, symbol, group_name,"
-            " weight, position from public.group_membership_history"
-            f" where {in_period}",
-            {"at": at},
-        ).fetchall()
-    }
-    return groups, memberships
-
-
-def last_run_time(conn: psycopg.Connection, environment: str = "DEFAULT") -> datetime:
-    row = conn.execute(
-        "select max(run_started_at) from public.migration_run_log where environment = %s",
-        (environment,),
-    ).fetchone()
-    assert row is not None and row[0] is not None
-    return row[0]
 
 
 def _reweight_qqq(cache: LegacyCache) -> None:
@@ -128,11 +72,13 @@ STEPS: list[tuple[Callable[[LegacyCache], None], tuple[str, ...]]] = [
 def test_history_as_of_each_run_equals_what_the_tables_held_then(dbt_project: DbtProject):
     conn = dbt_project.connect()
     cache = small_cache(LegacyCache(conn).create())
-    dbt_project.build()
+    # with the history's own data tests (periods never overlap, one open row per key) in
+    # every run, --full-refresh ones included
+    dbt_project.build(generic_tests=True)
     recorded = [(last_run_time(conn), tables_state(conn))]
     for change, args in STEPS:
         change(cache)
-        dbt_project.build(args=args)
+        dbt_project.build(args=args, generic_tests=True)
         recorded.append((last_run_time(conn), tables_state(conn)))
     for at, expected in recorded:
         assert history_as_of(conn, at) == expected, f"as of {at}"
@@ -145,6 +91,42 @@ def test_history_as_of_each_run_equals_what_the_tables_held_then(dbt_project: Db
     dbt_project.build()
     recounted = conn.execute("select count(*) from public.group_membership_history").fetchone()
     assert recounted == counted
+
+
+def test_the_property_history_check_fails_on_a_period_closed_late_or_a_lost_group(
+    dbt_project: DbtProject,
+):
+    """The oracle the equivalence property applies after every step (support/history.py)
+    passes on the real history and fails on a history that kept a removed member one run too
+    long, or lost a group's period: as a whole and through the query command's SQL."""
+    conn = dbt_project.connect()
+    cache = small_cache(LegacyCache(conn).create())
+    dbt_project.build()
+    held = [(last_run_time(conn), tables_state(conn))]
+    _rebalance_spy(cache)
+    dbt_project.build()
+    held.append((last_run_time(conn), tables_state(conn)))
+    check_history(conn, held)
+
+    conn.execute(
+        "update public.group_membership_history set valid_to = null, closed_batch = null"
+        " where group_name = 'SPY' and symbol = 'XOM'"
+    )
+    with pytest.raises(HistoryViolation) as late:
+        check_history(conn, held)
+    assert "query etf/theme/sector ETF SPY (DEFAULT)" in str(late.value)
+    assert "query symbol XOM (DEFAULT)" in str(late.value)
+
+    conn.execute(
+        "update public.group_membership_history set valid_to = %s"
+        " where group_name = 'SPY' and symbol = 'XOM'",
+        (held[1][0],),
+    )
+    check_history(conn, held)
+    conn.execute("delete from public.definition_group_history where group_name = 'QQQ'")
+    with pytest.raises(HistoryViolation) as lost:
+        check_history(conn, held)
+    assert "groups missing" in str(lost.value) and "'QQQ'" in str(lost.value)
 
 
 def test_a_group_renamed_in_place_keeps_its_identity_and_history_holds_both_names(
@@ -317,64 +299,6 @@ def test_query_before_history_began_says_since_when_it_is_known(
     assert main(["query", "etf", "SPY", "--as-of", "2020-01-01"]) == 2
     err = capsys.readouterr().err
     assert "history of DEFAULT starts at" in err and "Traceback" not in err
-
-
-# --- the property: random change sequences ---------------------------------------------------
-
-# A step builds the two tables, the history models and what they read; no test (the scripted
-# test above runs them), no analyst model.
-HISTORY_STEP_ARGS = (
-    "--select", "+group_membership_history", "+definition_group_history",
-    "--exclude", "resource_type:test", "resource_type:unit_test", "resource_type:seed",
-)  # fmt: skip
-
-
-def build_once(project: DbtProject) -> None:
-    """The property's starting point (tests/support/equivalence.py's starting cache), built."""
-    with project.connect() as conn:
-        starting_cache(LegacyCache(conn).create())
-    project.build("default", args=("--exclude", "resource_type:unit_test", "test_type:generic"))
-
-
-@settings(
-    max_examples=6,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    print_blob=False,
-    suppress_health_check=list(HealthCheck),
-)
-@given(
-    steps=st.lists(
-        st.tuples(st.lists(changes(), min_size=1, max_size=3), st.sampled_from([False, True])),
-        min_size=2,
-        max_size=4,
-    )
-)
-def test_history_as_of_every_step_equals_the_tables_after_random_changes(
-    pg_server: PgServer,
-    module_template: str,
-    dbt_project: DbtProject,
-    steps: list[tuple[list[Change], bool]],
-):
-    pg_server.clone_database(module_template, dbt_project.settings["PGDATABASE"])
-    with dbt_project.connect() as conn:
-        source = Source(conn, clock=BASE_TIME + timedelta(days=1))
-        recorded = [(last_run_time(conn), tables_state(conn))]
-        for step_changes, full_refresh in steps:
-            for change in step_changes:
-                note(f"  {change.apply(source)}")
-            args = (*HISTORY_STEP_ARGS, *(("--full-refresh",) if full_refresh else ()))
-            note(f"  build{' --full-refresh' if full_refresh else ''}")
-            try:
-                dbt_project.build(args=args)
-            except DbtRunFailed:
-                # the mass-delete guard refused the run: allow it, as an operator would
-                dbt_project.build(args=args, variables={"allow_mass_delete": True})
-            recorded.append((last_run_time(conn), tables_state(conn)))
-        assert len({at for at, _ in recorded}) == len(recorded), "a step published nothing"
-        for step, (at, expected) in enumerate(recorded):
-            assert history_as_of(conn, at) == expected, f"as of step {step} ({at})"
 
 
 def test_rollback_closes_the_environments_history_and_the_next_build_reopens_it(

@@ -16,6 +16,11 @@ runs one incremental `dbt build` of DEFAULT or PROD -- one step in four with
 tests, and those tests: the reconciliation identity, both directions, among them
 (support/equivalence.py, STEP_ARGS) -- and checks it against a fresh build of the same
 cache (and the same legacy rows) on an empty database, and against tests/support/parity.py.
+It also proves the membership history: after every step, the history models answer, as of
+each earlier step's publication time, exactly what the two tables held right after that step
+-- as a whole, and group by group and symbol by symbol through the SQL of `query --as-of`
+(tests/support/history.py) -- across incremental and `--full-refresh` steps of both
+environments.
 
 The default profile runs 20 sequences of 4 steps on the embedded PostgreSQL 18 and 10 on the
 PostgreSQL 15 service (the same model SQL on both; `make test` runs the two suites side by
@@ -61,6 +66,7 @@ from support.equivalence import (
     other_environments,
     wide_changes,
 )
+from support.history import check_history, last_run_time, tables_state
 from support.legacy_cache import BASE_TIME, published
 from support.parity import assert_parity
 
@@ -96,6 +102,9 @@ def machine_for(harness: Harness) -> type[RuleBasedStateMachine]:
             self.state = published(self.conn)
             self.seen_group_ids = set(self.state.group_ids.values())
             self.seen_membership_ids = set(self.state.membership_ids.values())
+            # (when a run published, what the two tables held after it): the history's
+            # as-of answer at each of these moments must be what the tables held then
+            self.held = [(last_run_time(self.conn, "PROD"), tables_state(self.conn))]
 
         @rule(
             changes=st.lists(wide_changes(), min_size=1, max_size=3),
@@ -139,6 +148,8 @@ def machine_for(harness: Harness) -> type[RuleBasedStateMachine]:
             self.seen_group_ids |= set(after.group_ids.values())
             self.seen_membership_ids |= set(after.membership_ids.values())
             self.state = after
+            self.held.append((last_run_time(self.conn, environment), tables_state(self.conn)))
+            check_history(self.conn, self.held)
 
         def teardown(self) -> None:
             self.conn.close()
