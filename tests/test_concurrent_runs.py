@@ -4,6 +4,7 @@ stops at once with a message (plain dbt, one environment: macros/run_claim/)."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -22,8 +23,16 @@ CHANGED_WHILE_STARTING = "Another run of environment DEFAULT changed its relatio
 NO_UNIT_TESTS = ("--exclude", "resource_type:unit_test")
 
 
-def _start(command: list[str], settings: dict[str, str], work: Path) -> subprocess.Popen[str]:
+def _start(
+    command: list[str], settings: dict[str, str], work: Path, parsed: Path | None = None
+) -> subprocess.Popen[str]:
+    """``command`` in a child process with its own target and log directories; for a bare
+    dbt, ``parsed`` (DbtProject.parsed_state) is copied where it looks for its partial-parse
+    file.  (The harness's own profile differs, so its dbt parses in full regardless.)"""
     work.mkdir(parents=True, exist_ok=True)
+    if parsed is not None:
+        (work / "target").mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(parsed, work / "target" / parsed.name)
     env = {
         **os.environ,
         **settings,
@@ -73,6 +82,7 @@ def test_bare_dbt_builds_of_two_environments_at_once_both_succeed(
                 [dbt, "build", "--target", target, *NO_UNIT_TESTS, *profiles],
                 settings,
                 tmp_path / target,
+                dbt_project.parsed_state(target),
             )
             for target in ("default", "prod")
         ]
@@ -128,6 +138,7 @@ def test_two_plain_builds_of_one_environment_at_once_never_collide(
                 [dbt, "build", "--target", "default", *NO_UNIT_TESTS, *profiles],
                 settings,
                 tmp_path / f"r{i}",
+                dbt_project.parsed_state(),
             )
             for i in range(2)
         ]
@@ -174,7 +185,7 @@ def test_the_claim_of_a_killed_run_is_taken_over(dbt_project: DbtProject, tmp_pa
     )
     with psycopg.connect(**_conninfo(settings), autocommit=True) as conn:
         small_cache(LegacyCache(conn).create(), "DEFAULT")
-        killed = _start(command, settings, tmp_path / "killed")
+        killed = _start(command, settings, tmp_path / "killed", dbt_project.parsed_state())
         deadline = time.monotonic() + 300
         holder = None
         while holder is None and time.monotonic() < deadline and killed.poll() is None:
@@ -185,7 +196,8 @@ def test_the_claim_of_a_killed_run_is_taken_over(dbt_project: DbtProject, tmp_pa
         killed.communicate()
         assert holder is not None, "the first run never claimed DEFAULT"
 
-        ((_, code, output),) = _ends([_start(command, settings, tmp_path / "next")])
+        next_run = _start(command, settings, tmp_path / "next", dbt_project.parsed_state())
+        ((_, code, output),) = _ends([next_run])
 
         assert code == 0, output[-3000:]
         assert f"The run holding DEFAULT (dbt invocation {holder[0]})" in output

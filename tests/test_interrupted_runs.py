@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -185,6 +186,10 @@ class DbtBuild:
             "DO_NOT_TRACK": "1",
             "DBT_SCHEMA": "public",
         }
+        state = work / "target" / "partial_parse.msgpack"  # shared: partial parsing
+        if not state.exists():
+            state.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(scenario.project.parsed_state(), state)
         self.log = (work / "dbt-output.txt").open("w")
         self.started = time.monotonic()
         self.process = subprocess.Popen(
