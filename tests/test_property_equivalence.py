@@ -104,7 +104,7 @@ def machine_for(harness: Harness) -> type[RuleBasedStateMachine]:
             self.seen_membership_ids = set(self.state.membership_ids.values())
             # (when a run published, what the two tables held after it): the history's
             # as-of answer at each of these moments must be what the tables held then
-            self.held = [(last_run_time(self.conn, "PROD"), tables_state(self.conn))]
+            self.held = [(last_run_time(self.conn, "PROD"), tables_state(self.conn, self.state))]
 
         @rule(
             changes=st.lists(wide_changes(), min_size=1, max_size=3),
@@ -148,7 +148,9 @@ def machine_for(harness: Harness) -> type[RuleBasedStateMachine]:
             self.seen_group_ids |= set(after.group_ids.values())
             self.seen_membership_ids |= set(after.membership_ids.values())
             self.state = after
-            self.held.append((last_run_time(self.conn, environment), tables_state(self.conn)))
+            self.held.append(
+                (last_run_time(self.conn, environment), tables_state(self.conn, after))
+            )
             check_history(self.conn, self.held)
 
         def teardown(self) -> None:

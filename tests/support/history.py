@@ -9,7 +9,7 @@ from typing import Any
 
 import psycopg
 
-from support.legacy_cache import published
+from support.legacy_cache import Published, published
 from validation.history_query import groups_as_of_query, members_as_of_query
 
 # A state as the history records it: group identity + symbol -> (name, weight, position),
@@ -24,17 +24,15 @@ def _position(metadata: Any) -> int | None:
     return value if isinstance(value, int) else None
 
 
-def tables_state(conn: psycopg.Connection) -> HistoryState:
-    """What the two tables hold, in the history's terms: the groups the migration built
-    (the history leaves out rows a legacy script inserted)."""
-    state = published(conn)
-    names = {
-        gid: name
-        for gid, name in conn.execute("select id, name from public.definition_groups").fetchall()
-    }
-    groups = {key: names[gid] for key, gid in state.group_ids.items() if key[2] is not None}
+def tables_state(conn: psycopg.Connection, state: Published | None = None) -> HistoryState:
+    """What the two tables hold (``state``, when the caller has just read them), in the
+    history's terms: the groups the migration built (the history leaves out rows a legacy
+    script inserted)."""
+    state = published(conn) if state is None else state
+    # a group's content starts with its name (legacy_cache.GROUP_STATE_SQL)
+    groups = {key: content[0] for key, content in state.groups.items() if key[2] is not None}
     memberships = {
-        key: (names[state.group_ids[key[:4]]], weight, _position(metadata))
+        key: (groups[key[:4]], weight, _position(metadata))
         for key, (weight, metadata) in state.memberships.items()
         if key[2] is not None
     }
@@ -75,14 +73,14 @@ def last_run_time(conn: psycopg.Connection, environment: str = "DEFAULT") -> dat
 
 
 def query_answers_differ(
-    conn: psycopg.Connection, at: datetime, expected: HistoryState
+    conn: psycopg.Connection, at: datetime, expected: HistoryState, known: HistoryState
 ) -> list[str]:
     """Where the query command's as-of SQL (validation/history_query.py) disagrees with what
     the tables held at ``at``: every group's members, and every symbol's groups, as of then.
     Groups and symbols the history itself knows at ``at`` are asked too, so that an extra
-    one shows."""
+    one shows (``known``: history_as_of at ``at``)."""
     groups, memberships = expected
-    known_groups, known_memberships = history_as_of(conn, at)
+    known_groups, known_memberships = known
     expected_members: dict[tuple[Any, ...], set[tuple[Any, ...]]] = {}
     expected_groups_of: dict[tuple[Any, ...], set[tuple[Any, ...]]] = {}
     for (env, gtype, _stype, _skey, symbol), (name, weight, position) in memberships.items():
@@ -137,7 +135,7 @@ def check_history(conn: psycopg.Connection, held: list[tuple[datetime, HistorySt
         raise HistoryViolation(f"two runs share a publication time: {moments}")
     problems = []
     for step, (at, expected) in enumerate(held):
-        answered = history_as_of(conn, at)
+        answered = history_as_of(conn, at)  # the newest moment's answer is used below
         for part, mine, theirs in zip(("groups", "memberships"), answered, expected, strict=True):
             if mine != theirs:
                 problems.append(
@@ -146,6 +144,6 @@ def check_history(conn: psycopg.Connection, held: list[tuple[datetime, HistorySt
                     f"{sorted(mine.items() - theirs.items(), key=repr)}"
                 )
     newest, expected = held[-1]
-    problems += query_answers_differ(conn, newest, expected)
+    problems += query_answers_differ(conn, newest, expected, answered)
     if problems:
         raise HistoryViolation("\n".join(problems))
