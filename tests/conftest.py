@@ -201,7 +201,7 @@ def built_sample(
     with pg_server.connect(name, autocommit=True) as conn:
         sample.load_sample(conn, schema="public", environments=("DEFAULT",))
     started = time.perf_counter()
-    result = project.build("default", unit_tests=True)
+    result = project.build("default", unit_tests=True, artifacts=True)
     seconds = time.perf_counter() - started
     unit_tests = {
         r.node.name: str(r.status)

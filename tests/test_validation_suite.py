@@ -57,7 +57,7 @@ def _failed(report: ValidationReport) -> set[str]:
 def build_once(project: DbtProject) -> None:
     with project.connect() as conn:
         small_cache(LegacyCache(conn).create(), "TEST")
-        project.build("test")
+        project.build("test", artifacts=True)
 
 
 @pytest.fixture
@@ -125,7 +125,7 @@ def test_sample_meets_the_spec_figures(dbt_project: DbtProject, tmp_path: Path):
 
     with dbt_project.connect() as conn:
         load_sample(conn, environments=("DEFAULT",))
-    dbt_project.build("default")
+    dbt_project.build("default", artifacts=True)
 
     report = _validate(dbt_project, tmp_path / "docs", target="default")
 
