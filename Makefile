@@ -26,29 +26,37 @@ setup: $(VENV)/.installed profiles.yml
 demo: setup
 	$(BIN)/python -m validation demo
 
-## test: quality gates, then the whole suite on embedded PostgreSQL 18 and on the 15 service.
-test: setup lint test-suites
+## test: the quality gates and the whole suite on embedded PostgreSQL 18 and on the 15 service,
+## all three side by side (lines prefixed [lint], [pg18], [pg15]); fails when any of them fails.
+test: setup test-suites
 
-## test-suites: the two suites side by side (each is mostly dbt's single-threaded Python, so
-## two cores take both), their lines prefixed; each writes JUnit XML for CI under reports/
-## (junit-pg18.xml, junit-pg15.xml); the target fails when either suite fails.
+## test-suites: the two suites and the quality gates at once (each suite is mostly dbt's
+## single-threaded Python, so two cores take both, and the gates fill the gaps); each suite
+## writes JUnit XML for CI under reports/ (junit-pg18.xml, junit-pg15.xml).
 PYTEST ?= $(BIN)/pytest
 REPORTS ?= reports
 test-suites:
 	@mkdir -p $(REPORTS); set -o pipefail; \
+	  ( $(MAKE) --no-print-directory lint 2>&1 | sed -u 's/^/[lint] /' ) & gates=$$!; \
 	  ( $(PYTEST) --pg embedded --junitxml=$(REPORTS)/junit-pg18.xml 2>&1 | sed -u 's/^/[pg18] /' ) & embedded=$$!; \
 	  ( $(PYTEST) --pg service -m db --junitxml=$(REPORTS)/junit-pg15.xml 2>&1 | sed -u 's/^/[pg15] /' ) & service=$$!; \
+	  wait $$gates; gates_exit=$$?; \
 	  wait $$embedded; embedded_exit=$$?; wait $$service; service_exit=$$?; \
-	  echo "make test: embedded PostgreSQL 18 suite exit $$embedded_exit," \
+	  echo "make test: quality gates exit $$gates_exit," \
+	    "embedded PostgreSQL 18 suite exit $$embedded_exit," \
 	    "PostgreSQL 15 service suite exit $$service_exit" \
 	    "(JUnit XML: $(REPORTS)/junit-pg18.xml, $(REPORTS)/junit-pg15.xml)"; \
-	  [ $$embedded_exit -eq 0 ] && [ $$service_exit -eq 0 ]
+	  [ $$gates_exit -eq 0 ] && [ $$embedded_exit -eq 0 ] && [ $$service_exit -eq 0 ]
 
+## lint: ruff, dbt parse --warn-error, sqlfluff (dbt templater).  dbt's files go to target/lint/,
+## so the commands that read target/ never see a half-written manifest while `make test` lints.
+LINT_TARGET := $(CURDIR)/target/lint
 lint: setup
 	$(BIN)/ruff check validation tests
 	$(BIN)/ruff format --check validation tests
-	$(BIN)/dbt parse --warn-error --quiet
-	$(BIN)/sqlfluff lint models tests/dbt analyses macros --disable-progress-bar --nocolor
+	DBT_TARGET_PATH=$(LINT_TARGET) $(BIN)/dbt parse --warn-error --quiet
+	DBT_TARGET_PATH=$(LINT_TARGET) $(BIN)/sqlfluff lint models tests/dbt analyses macros \
+	  --disable-progress-bar --nocolor
 
 test-embedded: setup
 	$(PYTEST) --pg embedded --junitxml=$(REPORTS)/junit-pg18.xml

@@ -39,10 +39,28 @@ def pytest_configure(config: pytest.Config) -> None:
         config.option.markexpr = f"({markexpr}) and not slow" if markexpr else "not slow"
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+ONE_SERVER_SKIP = pytest.mark.skip(
+    reason="one_server: runs in the PostgreSQL 15 suite of `make test` (pytest --pg service -m db)"
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests that use pg_server get the `db` mark.  Tests marked `one_server` prove the
+    harness's own behaviour -- its command line, its reports, the benchmark tool -- which does
+    not change with the server's version: `make test` runs them once, in the PostgreSQL 15
+    suite, and the embedded-18 suite skips them (saying so), as the two suites share two
+    cores.  Everything the models' SQL does runs on both servers."""
+    embedded = config.getoption("--pg") == "embedded"
     for item in items:
         if "pg_server" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.db)
+        if embedded and item.get_closest_marker("one_server") and not _all_servers(config):
+            item.add_marker(ONE_SERVER_SKIP)
+
+
+def _all_servers(config: pytest.Config) -> bool:
+    """`pytest --pg embedded -m one_server` (or naming the test) runs them on 18 too."""
+    return "one_server" in (config.option.markexpr or "")
 
 
 def _service_is_up() -> bool:

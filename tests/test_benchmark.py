@@ -13,6 +13,9 @@ from support.databases import PgServer
 from validation import bench
 from validation.errors import UserFacingError
 
+# the harness's own behaviour, the same on every server: the PostgreSQL 15 suite runs it
+pytestmark = pytest.mark.one_server
+
 BUILD_STEPS = (
     "full_models_only",
     "full_with_tests",

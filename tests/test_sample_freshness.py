@@ -6,9 +6,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from support.dbt_project import DbtProject
 
 from validation.sample import load_sample
+
+# the harness's own behaviour, the same on every server: the PostgreSQL 15 suite runs it
+pytestmark = pytest.mark.one_server
 
 
 def _status(project: DbtProject, **kwargs: object) -> str:
