@@ -228,13 +228,18 @@ class Monitor:
             (self.dbname, [*self.ours, self.conn.info.backend_pid]),
         ).fetchall()
 
-    def wait_for(self, condition: Callable[[list[Any]], bool], timeout: float = 120) -> list[Any]:
+    def wait_for(
+        self, condition: Callable[[list[Any]], bool], timeout: float = 120, every: float = 0.005
+    ) -> list[Any]:
+        """Polls every 5 ms by default: a run's timed interruptions start from the moment its
+        statement is first seen.  Waits that time nothing poll less often (each poll is a
+        query: at 5 ms, a tenth of a core for the whole run)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             found = self.backends()
             if condition(found):
                 return found
-            time.sleep(0.005)
+            time.sleep(every)
         raise AssertionError(f"timed out waiting for the run; backends: {self.backends()}")
 
     def blocked_by(self, blocker: psycopg.Connection) -> bool:
@@ -249,10 +254,11 @@ class Monitor:
         return bool(row and row[0])
 
     def wait_until_held(self, blocker: psycopg.Connection) -> list[Any]:
-        return self.wait_for(lambda found: bool(found) and self.blocked_by(blocker))
+        # the run stays blocked until released: no hurry
+        return self.wait_for(lambda found: bool(found) and self.blocked_by(blocker), every=0.025)
 
     def wait_until_gone(self, timeout: float = 120) -> None:
-        self.wait_for(lambda found: not found, timeout)
+        self.wait_for(lambda found: not found, timeout, every=0.05)
 
 
 # --- holding a run at a chosen point --------------------------------------------------------

@@ -69,16 +69,29 @@ STEPS: list[tuple[Callable[[LegacyCache], None], tuple[str, ...]]] = [
 ]
 
 
+# Every model and seed, the singular tests, and the history's own data tests (periods never
+# overlap, one open row per key): not the other models' column tests, which other tests run.
+WITH_HISTORY_TESTS = (
+    "--select", "resource_type:model", "resource_type:seed", "test_type:singular",
+    "test_type:generic,path:models/marts/history",
+    "--indirect-selection", "empty",
+)  # fmt: skip
+
+
 def test_history_as_of_each_run_equals_what_the_tables_held_then(dbt_project: DbtProject):
     conn = dbt_project.connect()
     cache = small_cache(LegacyCache(conn).create())
-    # with the history's own data tests (periods never overlap, one open row per key) in
-    # every run, --full-refresh ones included
-    dbt_project.build(generic_tests=True)
+    # with the history's own data tests in every run, --full-refresh ones included
+    result = dbt_project.build(args=WITH_HISTORY_TESTS)
+    generic = [
+        r.node for r in result.result.results if getattr(r.node, "test_metadata", None) is not None
+    ]
+    assert {n.original_file_path for n in generic} == {"models/marts/history/_history.yml"}
+    assert any(n.test_metadata.name == "history_periods_do_not_overlap" for n in generic)
     recorded = [(last_run_time(conn), tables_state(conn))]
     for change, args in STEPS:
         change(cache)
-        dbt_project.build(args=args, generic_tests=True)
+        dbt_project.build(args=(*WITH_HISTORY_TESTS, *args))
         recorded.append((last_run_time(conn), tables_state(conn)))
     for at, expected in recorded:
         assert history_as_of(conn, at) == expected, f"as of {at}"
