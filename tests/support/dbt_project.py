@@ -110,9 +110,10 @@ class DbtProject:
         the session's sample build (conftest.built_sample, ``unit_tests=True``) and nowhere
         else.  The generic column tests (not_null, unique, relationships, accepted_values,
         the history's period tests: about 100 nodes, half of a small build's time) run where
-        their data is the point, ``generic_tests=True``: the sample build, the scripted
-        history runs, every incremental run compared with a fresh build, the upgraded
-        database; the other tests assert what they prove on the rows themselves.
+        their data is the point, ``generic_tests=True``: the sample build, every
+        incremental run compared with a fresh build, the upgraded database (the scripted
+        history runs select the history's own tests); the other tests assert what they
+        prove on the rows themselves.
 
         dbt's artifacts (manifest.json, run_results.json) are written only with
         ``artifacts=True``, for tests that read them (the sample build, builds that
