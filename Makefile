@@ -35,9 +35,10 @@ test: setup test-suites
 ## writes JUnit XML for CI under reports/ (junit-pg18.xml, junit-pg15.xml).
 PYTEST ?= $(BIN)/pytest
 REPORTS ?= reports
+GATES ?= $(MAKE) --no-print-directory lint
 test-suites:
 	@mkdir -p $(REPORTS); set -o pipefail; \
-	  ( $(MAKE) --no-print-directory lint 2>&1 | sed -u 's/^/[lint] /' ) & gates=$$!; \
+	  ( $(GATES) 2>&1 | sed -u 's/^/[lint] /' ) & gates=$$!; \
 	  ( $(PYTEST) --pg embedded --junitxml=$(REPORTS)/junit-pg18.xml 2>&1 | sed -u 's/^/[pg18] /' ) & embedded=$$!; \
 	  ( $(PYTEST) --pg service -m db --junitxml=$(REPORTS)/junit-pg15.xml 2>&1 | sed -u 's/^/[pg15] /' ) & service=$$!; \
 	  wait $$gates; gates_exit=$$?; \

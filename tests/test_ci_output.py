@@ -1,4 +1,5 @@
-"""What CI gets: JUnit XML from `make test`, and dbt output without colour codes."""
+"""What CI gets: JUnit XML from `make test`, its exit status, and dbt output without colour
+codes."""
 
 from __future__ import annotations
 
@@ -28,17 +29,38 @@ sys.exit(1 if failed else 0)
 """
 
 
-@pytest.mark.parametrize("failing", ["", "embedded", "service"])
+# Stands in for `make lint`: fails when FAIL_PG says "lint".
+FAKE_GATES = """\
+import os, sys
+print("gates", "failed" if os.environ.get("FAIL_PG") == "lint" else "passed")
+sys.exit(1 if os.environ.get("FAIL_PG") == "lint" else 0)
+"""
+
+
+def _script(path: Path, text: str) -> Path:
+    path.write_text(f"#!{sys.executable}\n{text}")
+    path.chmod(0o755)
+    return path
+
+
+@pytest.mark.parametrize("failing", ["", "embedded", "service", "lint"])
 def test_make_test_writes_junit_per_server_and_fails_when_either_suite_fails(
     tmp_path: Path, failing: str
 ):
-    fake = tmp_path / "pytest"
-    fake.write_text(f"#!{sys.executable}\n{FAKE_PYTEST}")
-    fake.chmod(0o755)
+    """Either suite failing, or the quality gates that run beside them, fails `make test`."""
+    fake = _script(tmp_path / "pytest", FAKE_PYTEST)
+    gates = _script(tmp_path / "lint", FAKE_GATES)
     reports = tmp_path / "reports"
 
     done = subprocess.run(
-        ["make", "--no-print-directory", "test-suites", f"PYTEST={fake}", f"REPORTS={reports}"],
+        [
+            "make",
+            "--no-print-directory",
+            "test-suites",
+            f"PYTEST={fake}",
+            f"GATES={gates}",
+            f"REPORTS={reports}",
+        ],
         cwd=PROJECT_ROOT,
         env={**os.environ, "FAIL_PG": failing},
         capture_output=True,
@@ -48,6 +70,8 @@ def test_make_test_writes_junit_per_server_and_fails_when_either_suite_fails(
 
     assert (done.returncode == 0) == (not failing), done.stdout + done.stderr
     assert "[pg18] embedded" in done.stdout and "[pg15] service" in done.stdout
+    assert "[lint] gates" in done.stdout
+    assert f"quality gates exit {int(failing == 'lint')}" in done.stdout
     for suite, name in (("embedded", "junit-pg18.xml"), ("service", "junit-pg15.xml")):
         report = (reports / name).read_text()
         assert f'name="{suite}"' in report
