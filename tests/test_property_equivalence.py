@@ -25,7 +25,7 @@ environments.
 The default profile runs 20 sequences of 4 steps on the embedded PostgreSQL 18 (the property's
 budget per run) and 6 more on the PostgreSQL 15 service (the same model SQL on both, and the
 hostile-value and fuzz tests run on both in full; `make test` runs the two suites side by side
-on two cores, and this test is a fifth of each); `pytest -m slow` runs 150 sequences of 6
+on two cores, and this test is a quarter of the 18 suite); `pytest -m slow` runs 150 sequences of 6
 (`PROPERTY_SHARD=k/n` runs shard k of n of them, from seed k, e.g. one per server at once).
 Examples are derandomised and nothing is written to a hypothesis database, so a failure
 reproduces exactly on the next run. `test_a_build_that_never_deletes_groups_is_caught`
