@@ -59,7 +59,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def _all_servers(config: pytest.Config) -> bool:
-    """`pytest --pg embedded -m one_server` (or naming the test) runs them on 18 too."""
+    """`pytest --pg embedded -m one_server` runs them on 18 too."""
     return "one_server" in (config.option.markexpr or "")
 
 

@@ -15,12 +15,12 @@ from validation.dbt import dbt_environment, run_dbt
 
 ESCAPE = "\x1b["
 
-# Stands in for pytest: writes the JUnit file it is asked for, fails for the suite FAIL_PG names.
+# Stands in for pytest: writes the JUnit file it is asked for, fails for the suite FAILING names.
 FAKE_PYTEST = """\
 import os, sys
 suite = sys.argv[sys.argv.index("--pg") + 1]
 junit = next(a.split("=", 1)[1] for a in sys.argv if a.startswith("--junitxml="))
-failed = os.environ.get("FAIL_PG") == suite
+failed = os.environ.get("FAILING") == suite
 with open(junit, "w") as f:
     f.write('<testsuites><testsuite name="%s" tests="1" failures="%d"/></testsuites>'
             % (suite, failed))
@@ -29,11 +29,11 @@ sys.exit(1 if failed else 0)
 """
 
 
-# Stands in for `make lint`: fails when FAIL_PG says "lint".
+# Stands in for `make lint`: fails when FAILING names it.
 FAKE_GATES = """\
 import os, sys
-print("gates", "failed" if os.environ.get("FAIL_PG") == "lint" else "passed")
-sys.exit(1 if os.environ.get("FAIL_PG") == "lint" else 0)
+print("gates", "failed" if os.environ.get("FAILING") == "lint" else "passed")
+sys.exit(1 if os.environ.get("FAILING") == "lint" else 0)
 """
 
 
@@ -44,7 +44,7 @@ def _script(path: Path, text: str) -> Path:
 
 
 @pytest.mark.parametrize("failing", ["", "embedded", "service", "lint"])
-def test_make_test_writes_junit_per_server_and_fails_when_either_suite_fails(
+def test_make_test_writes_junit_per_server_and_fails_when_any_part_fails(
     tmp_path: Path, failing: str
 ):
     """Either suite failing, or the quality gates that run beside them, fails `make test`."""
@@ -62,7 +62,7 @@ def test_make_test_writes_junit_per_server_and_fails_when_either_suite_fails(
             f"REPORTS={reports}",
         ],
         cwd=PROJECT_ROOT,
-        env={**os.environ, "FAIL_PG": failing},
+        env={**os.environ, "FAILING": failing},
         capture_output=True,
         text=True,
         check=False,

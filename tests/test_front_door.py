@@ -22,11 +22,11 @@ from support.legacy_cache import LegacyCache, small_cache
 
 from validation.validate import EXPECTATIONS_DIR
 
-DBT = str(Path(sys.executable).parent / "dbt")
-HARNESS = [sys.executable, "-m", "validation"]
 # the harness's own behaviour, the same on every server: the PostgreSQL 15 suite runs it
 pytestmark = pytest.mark.one_server
 
+DBT = str(Path(sys.executable).parent / "dbt")
+HARNESS = [sys.executable, "-m", "validation"]
 VARS = json.dumps({"source_schema": "legacy"})
 
 

@@ -232,8 +232,8 @@ class Monitor:
         self, condition: Callable[[list[Any]], bool], timeout: float = 120, every: float = 0.005
     ) -> list[Any]:
         """Polls every 5 ms by default: a run's timed interruptions start from the moment its
-        statement is first seen.  Waits that time nothing poll less often (each poll is a
-        query: at 5 ms, a tenth of a core for the whole run)."""
+        statement is first seen.  Waits that time nothing poll less often: each poll is a
+        query, and the run being watched shares the machine's cores with it."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             found = self.backends()
