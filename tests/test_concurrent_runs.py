@@ -28,7 +28,7 @@ def _start(
 ) -> subprocess.Popen[str]:
     """``command`` in a child process with its own target and log directories; for a bare
     dbt, ``parsed`` (DbtProject.parsed_state) is copied where it looks for its partial-parse
-    file.  (The harness's own profile differs, so its dbt parses in full regardless.)"""
+    file (a harness run looks in a directory per target: DbtProject.seed_parsed_state)."""
     work.mkdir(parents=True, exist_ok=True)
     if parsed is not None:
         (work / "target").mkdir(parents=True, exist_ok=True)
@@ -103,14 +103,11 @@ def test_harness_builds_at_once_take_turns_even_on_an_empty_database(
         cache = LegacyCache(conn).create()
         small_cache(cache, "DEFAULT")
         small_cache(cache, "PROD")
-        runs = [
-            _start(
-                [sys.executable, "-m", "validation", "build", "--target", target, *NO_UNIT_TESTS],
-                settings,
-                tmp_path / f"run{i}",
-            )
-            for i, target in enumerate(("default", "default", "prod"))
-        ]
+        runs = []
+        for i, target in enumerate(("default", "default", "prod")):
+            dbt_project.seed_parsed_state(tmp_path / f"run{i}" / "target" / target, target)
+            command = [sys.executable, "-m", "validation", "build", "--target", target]
+            runs.append(_start([*command, *NO_UNIT_TESTS], settings, tmp_path / f"run{i}"))
         outputs = [_finish(run) for run in runs]
 
         counts = _published_counts(conn)
