@@ -9,7 +9,7 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 .PHONY: setup demo test test-suites lint test-embedded test-service bench docs clean stop
 
 # A virtualenv with the exact pinned versions (requirements.lock, from pyproject.toml),
-# installed by uv (pinned here): the same packages as pip would install, in about 3 s where
+# installed by uv (pinned here): the same packages as pip would install, in about 5 s where
 # pip took 30 s of CPU -- time every fresh clone, CI's included, spends before its first test.
 UV_VERSION := 0.13.9
 $(VENV)/.installed: requirements.lock
