@@ -4,7 +4,6 @@ stops at once with a message (plain dbt, one environment: macros/run_claim/)."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -24,15 +23,20 @@ NO_UNIT_TESTS = ("--exclude", "resource_type:unit_test")
 
 
 def _start(
-    command: list[str], settings: dict[str, str], work: Path, parsed: Path | None = None
+    command: list[str],
+    settings: dict[str, str],
+    work: Path,
+    parsed_by: DbtProject | None = None,
+    target: str = "default",
 ) -> subprocess.Popen[str]:
-    """``command`` in a child process with its own target and log directories; for a bare
-    dbt, ``parsed`` (DbtProject.parsed_state) is copied where it looks for its partial-parse
-    file (a harness run looks in a directory per target: DbtProject.seed_parsed_state)."""
+    """``command`` in a child process with its own target and log directories.  With
+    ``parsed_by``, its partial-parse file for ``target`` goes where the child's dbt looks
+    (DbtProject.seed_parsed_state): ``target/`` for a bare dbt, ``target/<target>/`` for the
+    harness."""
     work.mkdir(parents=True, exist_ok=True)
-    if parsed is not None:
-        (work / "target").mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(parsed, work / "target" / parsed.name)
+    if parsed_by is not None:
+        harness = "validation" in command
+        parsed_by.seed_parsed_state(work / "target" / (target if harness else ""), target)
     env = {
         **os.environ,
         **settings,
@@ -82,7 +86,8 @@ def test_bare_dbt_builds_of_two_environments_at_once_both_succeed(
                 [dbt, "build", "--target", target, *NO_UNIT_TESTS, *profiles],
                 settings,
                 tmp_path / target,
-                dbt_project.parsed_state(target),
+                dbt_project,
+                target,
             )
             for target in ("default", "prod")
         ]
@@ -103,11 +108,16 @@ def test_harness_builds_at_once_take_turns_even_on_an_empty_database(
         cache = LegacyCache(conn).create()
         small_cache(cache, "DEFAULT")
         small_cache(cache, "PROD")
-        runs = []
-        for i, target in enumerate(("default", "default", "prod")):
-            dbt_project.seed_parsed_state(tmp_path / f"run{i}" / "target" / target, target)
-            command = [sys.executable, "-m", "validation", "build", "--target", target]
-            runs.append(_start([*command, *NO_UNIT_TESTS], settings, tmp_path / f"run{i}"))
+        runs = [
+            _start(
+                [sys.executable, "-m", "validation", "build", "--target", target, *NO_UNIT_TESTS],
+                settings,
+                tmp_path / f"run{i}",
+                dbt_project,
+                target,
+            )
+            for i, target in enumerate(("default", "default", "prod"))
+        ]
         outputs = [_finish(run) for run in runs]
 
         counts = _published_counts(conn)
@@ -135,7 +145,7 @@ def test_two_plain_builds_of_one_environment_at_once_never_collide(
                 [dbt, "build", "--target", "default", *NO_UNIT_TESTS, *profiles],
                 settings,
                 tmp_path / f"r{i}",
-                dbt_project.parsed_state(),
+                dbt_project,
             )
             for i in range(2)
         ]
@@ -182,7 +192,7 @@ def test_the_claim_of_a_killed_run_is_taken_over(dbt_project: DbtProject, tmp_pa
     )
     with psycopg.connect(**_conninfo(settings), autocommit=True) as conn:
         small_cache(LegacyCache(conn).create(), "DEFAULT")
-        killed = _start(command, settings, tmp_path / "killed", dbt_project.parsed_state())
+        killed = _start(command, settings, tmp_path / "killed", dbt_project)
         deadline = time.monotonic() + 300
         holder = None
         while holder is None and time.monotonic() < deadline and killed.poll() is None:
@@ -193,7 +203,7 @@ def test_the_claim_of_a_killed_run_is_taken_over(dbt_project: DbtProject, tmp_pa
         killed.communicate()
         assert holder is not None, "the first run never claimed DEFAULT"
 
-        next_run = _start(command, settings, tmp_path / "next", dbt_project.parsed_state())
+        next_run = _start(command, settings, tmp_path / "next", dbt_project)
         ((_, code, output),) = _ends([next_run])
 
         assert code == 0, output[-3000:]

@@ -8,20 +8,16 @@ are reported.
 The scenarios that change the source between builds (classes 1, 2, 4 and 5) each have a
 database of their own.  Those that only add values and build three times (classes 3, 6 and
 7) share one: a cache holding all of their values at once, as a real one would, built three
-times (`every_value_added_then_built_three_times`); each test reads its own entries.
+times (`build_once`, the module's template); each test reads its own entries in a copy.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-from support.databases import PgServer
 from support.dbt_project import DbtProject
 from support.legacy_cache import LegacyCache, small_cache
 from support.parity import assert_parity, dbt_test_statuses
@@ -109,15 +105,6 @@ def cache(dbt_project: DbtProject) -> tuple[LegacyCache, psycopg.Connection]:
     return small_cache(LegacyCache(conn).create()), conn
 
 
-@dataclass(frozen=True)
-class Built:
-    """The shared database after its three builds, and the ids of the entries added."""
-
-    project: DbtProject
-    conn: psycopg.Connection
-    ids: dict[str, int]
-
-
 INVISIBLE_KEYS = {
     "tab": "\t",
     "newline": "\n",
@@ -128,55 +115,43 @@ INVISIBLE_KEYS = {
 }
 
 
-def _add_every_value(legacy: LegacyCache) -> dict[str, int]:
-    """The values of classes 3, 6 and 7, each under its own key; their entries' ids."""
-    add = legacy.add
-    # fmt: off
-    ids = {
+def build_once(project: DbtProject) -> None:
+    """The module's template (conftest.module_template), read by the tests of classes 3, 6
+    and 7: the small cache plus every value of those classes, each under its own key, then a
+    first build, an incremental run and a --full-refresh, each passing the identity test."""
+    with project.connect() as conn:
+        legacy = small_cache(LegacyCache(conn).create())
+        add = legacy.add
+        # fmt: off
         # 3. every member list is read
-        "two_lists": add("stock_universe", "two_lists", "Two lists", {
-            "symbols": ["AAPL", "MSFT"], "stocks": [{"ticker": "MSFT"}, {"ticker": "NVDA"}]}),
-        "etfs_and_symbols": add("etf_universe", "etfs_and_symbols", "Two ETF lists", {
-            "etfs": [{"ticker": "SPY"}], "symbols": ["QQQ"]}),
-        "two_names": add("etf_holdings", "TWO_NAMES", "Two names", {"holdings": [
-            {"symbol": "AAPL", "ticker": "MSFT"}, {"symbol": "NVDA", "ticker": "nvda"}]}),
+        add("stock_universe", "two_lists", "Two lists", {
+            "symbols": ["AAPL", "MSFT"], "stocks": [{"ticker": "MSFT"}, {"ticker": "NVDA"}]})
+        add("etf_universe", "etfs_and_symbols", "Two ETF lists", {
+            "etfs": [{"ticker": "SPY"}], "symbols": ["QQQ"]})
+        add("etf_holdings", "TWO_NAMES", "Two names", {"holdings": [
+            {"symbol": "AAPL", "ticker": "MSFT"}, {"symbol": "NVDA", "ticker": "nvda"}]})
         # 6. computed fields never lose to source fields
-        "own_keys": add("etf_holdings", "OWNKEYS", "Own keys", {
+        add("etf_holdings", "OWNKEYS", "Own keys", {
             "holdings": [{"symbol": "AAPL", "position": 99}, {"symbol": "MSFT", "position": "top"}],
-            "source": "vendor feed", "legacy_source": {"file": "old.csv"}, "data_source": "x.csv"}),
+            "source": "vendor feed", "legacy_source": {"file": "old.csv"}, "data_source": "x.csv"})
         # 7. invisible names and look-alike types
-        "invisible_sector": add("sector_industry_map", "\u200b", "Invisible", {"description": "x"}),
-        "upper": add("ETF_HOLDINGS", "LOOK1", "Look-alike", {"holdings": ["AAPL"]}),
-        "padded": add("etf_holdings ", "LOOK2", "Look-alike", {"holdings": ["MSFT"]}),
-        "stock": add("Stock_Metadata", "AMZN", "Amazon", {"sector": "Information Technology"}),
-    }
-    # fmt: on
-    for label, key in INVISIBLE_KEYS.items():
-        ids[f"invisible_{label}"] = add(
-            "etf_holdings", key, f"Invisible {label}", {"holdings": ["AAPL"]}
-        )
-    return ids
-
-
-@pytest.fixture(scope="module")
-def every_value_added_then_built_three_times(
-    pg_server: PgServer,
-    migration_database: str,
-    dbt_work_dir: Path,
-    _session_manifests: dict[str, Any],
-) -> Iterator[Built]:
-    """The small cache plus every value of classes 3, 6 and 7, then a first build, an
-    incremental run and a --full-refresh, each passing the identity test (and parity)."""
-    name = f"{migration_database}_hostile"
-    project = DbtProject(pg_server.recreate_database(name), dbt_work_dir, _session_manifests)
-    conn = project.connect()
-    try:
-        ids = _add_every_value(small_cache(LegacyCache(conn).create()))
+        for label, key in INVISIBLE_KEYS.items():
+            add("etf_holdings", key, f"Invisible {label}", {"holdings": ["AAPL"]})
+        add("sector_industry_map", "\u200b", "Invisible", {"description": "x"})
+        add("ETF_HOLDINGS", "LOOK1", "Look-alike", {"holdings": ["AAPL"]})
+        add("etf_holdings ", "LOOK2", "Look-alike", {"holdings": ["MSFT"]})
+        add("Stock_Metadata", "AMZN", "Amazon", {"sector": "Information Technology"})
+        # fmt: on
         _three_builds(project, conn)
-        yield Built(project, conn, ids)
-    finally:
-        conn.close()
-        pg_server.drop_database(name)
+
+
+def _entry(conn: psycopg.Connection, cache_type: str, key: str) -> int:
+    """The id of the template's cache entry (type, key) (copies keep the ids)."""
+    row = conn.execute(
+        "select id from cache_entries where type = %s and key = %s", (cache_type, key)
+    ).fetchone()
+    assert row is not None, (cache_type, key)
+    return int(row[0])
 
 
 # --- 1. no value stops a run ----------------------------------------------------------------
@@ -292,37 +267,33 @@ def test_stock_changed_in_place_before_full_refresh_leaves_no_stale_sector_membe
 # --- 3. every member list is read -----------------------------------------------------------
 
 
-def test_every_member_list_of_a_value_is_read(
-    every_value_added_then_built_three_times: Built,
-) -> None:
-    built = every_value_added_then_built_three_times
-    conn, ids = built.conn, built.ids
+def test_every_member_list_of_a_value_is_read(module_copy: psycopg.Connection) -> None:
+    conn = module_copy
+    both = _entry(conn, "stock_universe", "two_lists")
     group = _group(conn, "stock_universe", "two_lists")
     assert group is not None
     assert set(_members(conn, group[0])) == {"AAPL", "MSFT", "NVDA"}
-    reasons = _reasons(conn, ids["two_lists"])
+    reasons = _reasons(conn, both)
     assert (3, "duplicate_in_group", "error") in reasons
     assert (None, "combined_member_lists", "warning") in reasons
-    detail = next(
-        d for _, r, _, d in _exceptions(conn, ids["two_lists"]) if r == "combined_member_lists"
-    )
+    detail = next(d for _, r, _, d in _exceptions(conn, both) if r == "combined_member_lists")
     assert "symbols" in detail and "stocks" in detail
     group = _group(conn, "etf_universe", "etfs_and_symbols")
     assert group is not None
     assert set(_members(conn, group[0])) == {"SPY", "QQQ"}
-    assert (None, "combined_member_lists", "warning") in _reasons(conn, ids["etfs_and_symbols"])
+    etfs = _entry(conn, "etf_universe", "etfs_and_symbols")
+    assert (None, "combined_member_lists", "warning") in _reasons(conn, etfs)
     assert "etfs" not in group[3] and "symbols" not in group[3]
 
 
 def test_symbol_and_ticker_that_disagree_keep_symbol_and_warn(
-    every_value_added_then_built_three_times: Built,
+    module_copy: psycopg.Connection,
 ) -> None:
-    built = every_value_added_then_built_three_times
-    conn, ids = built.conn, built.ids
+    conn = module_copy
     group = _group(conn, "etf_holdings", "TWO_NAMES")
     assert group is not None
     assert set(_members(conn, group[0])) == {"AAPL", "NVDA"}
-    found = _exceptions(conn, ids["two_names"])
+    found = _exceptions(conn, _entry(conn, "etf_holdings", "TWO_NAMES"))
     assert [(p, r, s) for p, r, s, _ in found] == [(1, "conflicting_ticker", "warning")]
     assert "MSFT" in found[0][3]
 
@@ -378,12 +349,11 @@ def test_a_row_inserted_by_a_legacy_script_keeps_its_name(
 
 
 def test_computed_position_and_provenance_are_never_overwritten(
-    every_value_added_then_built_three_times: Built,
+    dbt_project: DbtProject, module_copy: psycopg.Connection
 ) -> None:
-    built = every_value_added_then_built_three_times
-    group = _group(built.conn, "etf_holdings", "OWNKEYS")
+    group = _group(module_copy, "etf_holdings", "OWNKEYS")
     assert group is not None
-    members = _members(built.conn, group[0])
+    members = _members(module_copy, group[0])
     assert members["AAPL"]["position"] == 1 and members["MSFT"]["position"] == 2
     assert json.dumps(members["AAPL"]).count("99") == 1, "the element's own position is kept"
     assert "top" in json.dumps(members["MSFT"])
@@ -393,32 +363,36 @@ def test_computed_position_and_provenance_are_never_overwritten(
     assert "vendor feed" in text and "old.csv" in text and "x.csv" in text
     from validation.query import ask
 
-    answer = ask(built.project.settings, "etf", ["OWNKEYS"], environment="DEFAULT")
+    answer = ask(dbt_project.settings, "etf", ["OWNKEYS"], environment="DEFAULT")
     assert [row[0] for row in answer.rows] == ["AAPL", "MSFT"]
 
 
 # --- 7. invisible names and look-alike types ------------------------------------------------
 
 
-def test_invisible_keys_are_invalid_names(every_value_added_then_built_three_times: Built) -> None:
-    built = every_value_added_then_built_three_times
-    conn, ids = built.conn, built.ids
-    for label in INVISIBLE_KEYS:
-        assert _reasons(conn, ids[f"invisible_{label}"]) == {(None, "invalid_name", "error")}, label
-    assert _reasons(conn, ids["invisible_sector"]) == {(None, "invalid_name", "error")}
+def test_invisible_keys_are_invalid_names(module_copy: psycopg.Connection) -> None:
+    conn = module_copy
+    for label, key in INVISIBLE_KEYS.items():
+        entry = _entry(conn, "etf_holdings", key)
+        assert _reasons(conn, entry) == {(None, "invalid_name", "error")}, label
+    sector = _entry(conn, "sector_industry_map", "\u200b")
+    assert _reasons(conn, sector) == {(None, "invalid_name", "error")}
     names = [r[0] for r in conn.execute("select name from definition_groups").fetchall()]
     assert all(name.strip() and name.isprintable() for name in names), names
 
 
-def test_look_alike_types_are_mapped_with_a_warning(
-    every_value_added_then_built_three_times: Built,
-) -> None:
-    built = every_value_added_then_built_three_times
-    conn, ids = built.conn, built.ids
-    for label, key, symbol in (("upper", "LOOK1", "AAPL"), ("padded", "LOOK2", "MSFT")):
+def test_look_alike_types_are_mapped_with_a_warning(module_copy: psycopg.Connection) -> None:
+    conn = module_copy
+    for cache_type, key, symbol in (
+        ("ETF_HOLDINGS", "LOOK1", "AAPL"),
+        ("etf_holdings ", "LOOK2", "MSFT"),
+    ):
         group = _group(conn, "etf_holdings", key)
         assert group is not None and group[2] == "ETF", key
         assert set(_members(conn, group[0])) == {symbol}
-        assert _reasons(conn, ids[label]) == {(None, "respelled_type", "warning")}
+        assert _reasons(conn, _entry(conn, cache_type, key)) == {
+            (None, "respelled_type", "warning")
+        }
     assert ("information_technology", "AMZN") in _sector_members(conn)
-    assert _reasons(conn, ids["stock"]) == {(None, "respelled_type", "warning")}
+    stock = _entry(conn, "Stock_Metadata", "AMZN")
+    assert _reasons(conn, stock) == {(None, "respelled_type", "warning")}

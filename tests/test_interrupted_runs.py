@@ -22,7 +22,6 @@ from __future__ import annotations
 import os
 import random
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -186,10 +185,7 @@ class DbtBuild:
             "DO_NOT_TRACK": "1",
             "DBT_SCHEMA": "public",
         }
-        state = work / "target" / "partial_parse.msgpack"  # shared: partial parsing
-        if not state.exists():
-            state.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(scenario.project.parsed_state(), state)
+        scenario.project.seed_parsed_state(work / "target")  # no full parse in the child
         self.log = (work / "dbt-output.txt").open("w")
         self.started = time.monotonic()
         self.process = subprocess.Popen(
