@@ -94,7 +94,7 @@
 
     {{ mark_stocks_published() }};
 
-    {#- statistics: group_memberships' post-hook (vacuum_memberships) #}
+    {#- statistics: group_memberships' post-hook (analyze_memberships) #}
 
     {{ record_run_counts(this, none) }}
 {% endmacro %}

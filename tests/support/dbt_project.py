@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,6 +69,10 @@ class DbtProject:
             shutil.copyfile(self.work_dir / f"target-{target}" / kept.name, kept)
         return self.manifests[key]
 
+    def manifest(self, target: str = "default") -> Any:
+        """dbt's parsed manifest of this project for ``target`` (parsed once)."""
+        return self._manifest(target)
+
     def _parsed_state_file(self, target: str) -> Path:
         database = self.settings["PGDATABASE"]
         return self.work_dir / "parsed" / f"{database}-{target}" / "partial_parse.msgpack"
@@ -97,7 +101,10 @@ class DbtProject:
         variables: Mapping[str, Any] | None = None,
         args: tuple[str, ...] = (),
         expect_success: bool = True,
+        callbacks: list[Callable[[Any], None]] | None = None,
     ) -> Any:
+        """``callbacks`` receive each of dbt's events as it fires, in the thread that fires it
+        (e.g. NodeStart, before a node's first statement)."""
         from dbt.cli.main import dbtRunner
 
         argv = [*command.split(), *self._common(target), *args]
@@ -105,7 +112,7 @@ class DbtProject:
             argv += ["--vars", json.dumps(dict(variables))]
         manifest = None if variables else self._manifest(target)
         with process_environment(self._env()):
-            result = dbtRunner(manifest=manifest).invoke(argv)
+            result = dbtRunner(manifest=manifest, callbacks=callbacks).invoke(argv)
         if expect_success and not result.success:
             raise DbtRunFailed(_failure_text(result))
         if not expect_success and result.success:

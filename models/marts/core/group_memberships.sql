@@ -7,8 +7,9 @@
     (all_desired_memberships_sql, macros/publishing/desired_memberships.sql).
     Its hooks: serialize_mart_writes and the sequence before; after it, publishing step
       6. record_first_membership_build   the first build's run log counts and stocks watermark
+         analyze_memberships             statistics, before the analyst models read the table
     and at the end of the run (on-run-end, dbt_project.yml), step
-      7. vacuum_memberships              visibility map and statistics
+      7. vacuum_memberships              visibility map
     Steps 1-5, in definition_groups' transaction: models/marts/core/definition_groups.sql.
 -#}
 {{
@@ -17,7 +18,7 @@
             "{{ serialize_mart_writes() }}",
             "create sequence if not exists {{ this.schema }}.group_memberships_id_seq",
         ],
-        post_hook=["{{ record_first_membership_build() }}"],
+        post_hook=["{{ record_first_membership_build() }}", "{{ analyze_memberships() }}"],
     )
 }}
 -- depends_on: {{ ref('int_group_memberships') }}
