@@ -3,6 +3,7 @@ report and the run log — each against a real PostgreSQL."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from datetime import UTC, datetime
@@ -12,6 +13,7 @@ import psycopg
 import pytest
 from psycopg import sql
 from support.dbt_project import DbtProject
+from support.ledger import record_built_rows
 from support.legacy_cache import LegacyCache, cache_fingerprint, published, small_cache
 
 from validation import operations
@@ -30,6 +32,7 @@ def build_once(project: DbtProject) -> None:
         for environment in ("DEFAULT", "TEST", "PROD"):
             small_cache(cache, environment)
             project.build(environment.lower())
+        record_built_rows(conn)
 
 
 @pytest.fixture
@@ -74,7 +77,13 @@ def test_backup_then_damage_then_restore_gives_back_identical_rows(
     restored = operations.restore(dbt_project.settings, made.path)
 
     memberships = sum(1 for row in before if row[-1] is not None)  # left join: NULL = none
-    assert restored == {"definition_groups": 12, "group_memberships": memberships, **history}
+    ledger = {"migration_ledger_groups": 12, "migration_ledger_memberships": memberships}
+    assert restored == {
+        "definition_groups": 12,
+        "group_memberships": memberships,
+        **ledger,
+        **history,
+    }
     assert _slice(conn, "PROD") == before
     assert (_slice(conn, "DEFAULT"), _slice(conn, "TEST")) == others
     next_id = conn.execute("select nextval('definition_groups_id_seq')").fetchone()
@@ -108,16 +117,19 @@ def test_a_backup_whose_metadata_names_another_schema_is_refused(
     dbt_project: DbtProject, three_environments_built: psycopg.Connection, tmp_path: Path
 ):
     """restore drops and recreates the scratch schema the metadata names: an edited .json
-    naming `public` must never get that far."""
+    naming `public` must never get that far, even with a .sha256 rewritten to match it."""
     conn = three_environments_built
     made = operations.backup(dbt_project.settings, "PROD", directory=tmp_path)
     meta_path = made.path.with_name(made.path.name + ".json")
     meta = json.loads(meta_path.read_text())
     meta["snapshot_schema"] = "public"
     meta_path.write_text(json.dumps(meta))
+    dump_line = made.checksum_path.read_text().splitlines()[0]
+    digest = hashlib.sha256(meta_path.read_bytes()).hexdigest()
+    made.checksum_path.write_text(f"{dump_line}\n{digest}  {meta_path.name}\n")
     before = _slice(conn, "PROD")
 
-    with pytest.raises(UserFacingError, match="not one a backup makes"):
+    with pytest.raises(UserFacingError, match="not one a backup of its environment makes"):
         operations.restore(dbt_project.settings, made.path)
 
     assert _slice(conn, "PROD") == before
@@ -136,9 +148,12 @@ def test_restore_says_what_it_replaces_before_it_asks(
     assert main(["restore", str(made.path)]) == 2  # no terminal, no --yes: refused
 
     out = capsys.readouterr()
-    assert "restore of PROD" in out.out and "would replace" in out.out
+    assert "restore into PROD in schema public" in out.out and "would replace" in out.out
     assert re.search(
-        r"^  definition_groups +delete +12 PROD rows, insert +12 from the backup$", out.out, re.M
+        r"^  definition_groups +delete +12 PROD rows the migration wrote, keep +0,"
+        r" insert +12 from the backup$",
+        out.out,
+        re.M,
     ), out.out
     plan = [line for line in out.out.splitlines() if line.endswith("from the backup")]
     assert len(plan) >= 4 and len({line.index(" delete ") for line in plan}) == 1, plan

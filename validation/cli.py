@@ -421,6 +421,10 @@ def _looked_in(tables: targets.Tables, settings: dict[str, str]) -> str:
     return tables.looked_in().replace(" (looked in", f" (looked in {describe(settings)},", 1)
 
 
+def _plural(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
 def cmd_backup(args: argparse.Namespace) -> int:
     from validation import operations
 
@@ -437,10 +441,44 @@ def cmd_backup(args: argparse.Namespace) -> int:
             say=lambda m: _say(f"  {m}"),
             looked_in=_looked_in(tables, settings),
         )
+    groups, memberships = (made.left_out[t] for t in ("definition_groups", "group_memberships"))
+    _say(
+        f"left out {_plural(groups, 'group')} and {_plural(memberships, 'membership')} written "
+        f"by others ({environment} rows not in the migration's ledger: restore never writes them)"
+    )
     _say(f"backup:   {made.path}")
-    _say(f"checksum: {made.checksum_path}")
+    _say(f"checksum: {made.checksum_path} (the dump and its .json)")
     _say(f"restore:  python -m validation restore {made.path}")
     return 0
+
+
+def _plan_lines(changes: dict[str, object], environment: str, *, restore: bool) -> list[str]:
+    """One aligned line per table: what goes, what stays, what comes from the backup."""
+    from validation import operations
+
+    width = max(map(len, changes), default=0)
+    lines = []
+    for table, change in changes.items():
+        assert isinstance(change, operations.Change)
+        if table in operations.HISTORY_TABLES and not restore:
+            periods = f"close {change.delete:>10,} open periods (closed now, kept)"
+            lines.append(f"  {table:<{width}} {periods}")
+            continue
+        if table in operations.ANALYST_TABLES:
+            lines.append(
+                f"  {table:<{width}} delete {change.delete:>10,} {environment} rows "
+                "(derived: the next build recomputes them)"
+            )
+            continue
+        owned = table in ("definition_groups", "group_memberships")
+        what = "rows the migration wrote" if owned else "rows"
+        line = f"  {table:<{width}} delete {change.delete:>10,} {environment} {what}"
+        if owned:
+            line += f", keep {change.keep:>8,}"
+        if change.insert is not None:
+            line += f", insert {change.insert:>10,} from the backup"
+        lines.append(line)
+    return lines
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
@@ -449,29 +487,43 @@ def cmd_restore(args: argparse.Namespace) -> int:
     settings = resolve_settings(start_embedded=False)
     path = Path(args.file)
     meta = operations.verify(path)
-    environment = str(meta["environment"])
-    _say(f"{path.name}: environment {environment}, checksum OK")
-    plan = operations.restore_plan(settings, meta, with_cache_entries=args.with_cache_entries)
-    restored_rows = meta["rows"] if isinstance(meta["rows"], dict) else {}
-    _say(f"restore of {environment} on {describe(settings)} would replace:")
-    width = max(map(len, plan), default=0)
-    for table, rows in plan.items():
+    _say(f"{path.name}: environment {meta['environment']}, checksum OK (dump and metadata)")
+
+    def confirm(plan: operations.RestorePlan) -> None:
+        where = f"{plan.environment} in schema {plan.schema}"
+        if (plan.environment, plan.schema) != (plan.origin_environment, plan.origin_schema):
+            where += f" (the backup is of {plan.origin_environment} in {plan.origin_schema})"
+        _say(f"restore into {where} on {describe(settings)} would replace:")
+        for line in _plan_lines(dict(plan.tables), plan.environment, restore=True):
+            _say(line)
+        _say("  kept: rows written by others (not in the migration's ledger) stay as they are.")
+        for group in plan.kept:
+            rewritten = "rewritten from the backup" if group.id in plan.rewritten else "kept as is"
+            _say(f"  kept group {group.describe()}; its row is {rewritten}.")
         _say(
-            f"  {table:<{width}} delete {rows:>10,} {environment} rows, "
-            f"insert {int(restored_rows.get(table, 0)):>10,} from the backup"
+            f"  {', '.join(operations.ANALYST_TABLES)}: recomputed for {plan.environment} by "
+            "the next build (derived data)."
         )
-    if not args.with_cache_entries:
-        _say("  cache_entries is not touched (--with-cache-entries restores its rows too).")
-    if not args.yes:
-        _confirm("", environment)
+        if not args.with_cache_entries:
+            _say("  cache_entries is not touched (--with-cache-entries restores its rows too).")
+        if not args.yes:
+            _confirm("", plan.environment)
+
     with _step("restoring"):
         restored = operations.restore(
-            settings, path, with_cache_entries=args.with_cache_entries, say=lambda m: _say(f"  {m}")
+            settings,
+            path,
+            with_cache_entries=args.with_cache_entries,
+            into_schema=args.into_schema,
+            into_environment=args.into_environment,
+            say=lambda m: _say(f"  {m}"),
+            confirm=confirm,
         )
     _say("restored: " + ", ".join(f"{table} {rows:,}" for table, rows in restored.items()))
+    target = (args.into_environment or str(meta["environment"])).lower()
     _say(
-        f"the analyst tables refresh on the next build: "
-        f"python -m validation build --target {str(meta['environment']).lower()}"
+        "the analyst tables are recomputed for the environment by the next build: "
+        f"python -m validation build --target {target}"
     )
     return 0
 
@@ -484,21 +536,30 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     tables = locate_tables(args, settings)
     schema = tables.groups.schema
     plan = operations.rollback_plan(settings, environment, schema, _looked_in(tables, settings))
-    _say(f"rollback of {environment} in schema {schema} would delete:")
-    width = max(map(len, plan), default=0)
-    for table, rows in plan.items():
-        kept = table.endswith("_history")  # operations.HISTORY_TABLES: closed, not deleted
-        what = "open periods (closed now, kept)" if kept else "rows"
-        _say(f"  {table:<{width}} {rows:>10,} {what}")
+    _say(
+        f"rollback of {environment} in schema {schema} would delete only rows the migration wrote:"
+    )
+    for line in _plan_lines(dict(plan.tables), environment, restore=False):
+        _say(line)
+    _say("  kept: rows written by others (not in the migration's ledger) stay as they are.")
+    for group in plan.kept:
+        _say(f"  kept group {group.describe()}; only its own memberships go.")
     _say("  cache_entries is not touched: the legacy application keeps working.")
-    if not any(plan.values()):
+    if not any(change.delete for change in plan.tables.values()):
         _say("nothing to delete.")
         return 0
     if not args.yes:
         _confirm("", environment)
-    deleted = operations.rollback(settings, environment, schema)
-    done = [f"{t} {n:,}{' closed' if t.endswith('_history') else ''}" for t, n in deleted.items()]
-    _say("deleted: " + ", ".join(done))
+    done = operations.rollback(settings, environment, schema)
+    closed = [f"{t} {n:,} closed" for t, n in done.deleted.items() if t.endswith("_history")]
+    deleted = [f"{t} {n:,}" for t, n in done.deleted.items() if not t.endswith("_history")]
+    _say("deleted: " + ", ".join(deleted + closed))
+    for group in done.kept:
+        _say(f"kept group {group.describe()}.")
+    _say(
+        f"the analyst tables are recomputed for {environment} by the next build: "
+        f"python -m validation build --target {environment.lower()}"
+    )
     return 0
 
 

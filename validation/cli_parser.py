@@ -108,7 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     backup = commands.add_parser(
-        "backup", help="pg_dump one environment's rows (two tables + its cache_entries)"
+        "backup",
+        help="pg_dump one environment's rows the migration wrote (two tables, their ledger, "
+        "history, its cache_entries)",
     )
     backup.add_argument("--target", choices=TARGET_NAMES, required=True)
     backup.add_argument(
@@ -122,15 +124,34 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", help="directory for the dump and its .sha256 / .json (default: backups/)"
     )
 
-    restore = commands.add_parser("restore", help="put a verified backup back")
+    restore = commands.add_parser(
+        "restore",
+        help="put a verified backup's rows back, where they came from (rows written by others "
+        "stay)",
+    )
     restore.add_argument("file", help="the .dump file (its .sha256 and .json must be beside it)")
+    restore.add_argument(
+        "--into-schema",
+        metavar="SCHEMA",
+        help="restore into this schema instead of the one the backup came from",
+    )
+    restore.add_argument(
+        "--into-environment",
+        metavar="ENV",
+        type=str.upper,
+        choices=ENVIRONMENTS,
+        help="restore into this environment instead of the backup's (the rows' environment is "
+        "rewritten; refused if their ids or names are taken there)",
+    )
     restore.add_argument(
         "--with-cache-entries", action="store_true", help="also restore its cache_entries rows"
     )
     restore.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
     rollback = commands.add_parser(
-        "rollback", help="remove one environment's rows from the new tables (never cache_entries)"
+        "rollback",
+        help="remove one environment's rows the migration wrote from the new tables (never "
+        "rows others wrote, never cache_entries)",
     )
     rollback.add_argument("--target", choices=TARGET_NAMES, required=True)
     rollback.add_argument(
