@@ -298,7 +298,8 @@ def verify(path: Path) -> dict[str, object]:
             "which says where the rows go, is not covered by its .sha256) and recorded which "
             "rows the migration wrote, so it cannot be restored safely; rebuild the "
             "environment from cache_entries instead ('python -m validation build --target "
-            f"{_environment_hint(path, meta_path)}'), and make new backups with this release."
+            f"{_environment_hint(path, meta_path)}'), or read the dump with pg_restore into a "
+            "database of its own."
         )
     if len(meta_digests) != 1 or _sha256(meta_path) != meta_digests[0]:
         raise UserFacingError(
