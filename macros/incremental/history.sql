@@ -150,8 +150,8 @@
         definition_groups.environment,
         group_memberships.group_id,
         definition_groups.type as group_type,
-        definition_groups.metadata -> 'source' ->> 'type' as source_type,
-        definition_groups.metadata -> 'source' ->> 'key' as source_key,
+        ledger_groups.source_type,
+        ledger_groups.source_key,
         definition_groups.name as group_name,
         group_memberships.symbol,
         group_memberships.weight,
@@ -163,10 +163,12 @@
     from {{ ref('group_memberships') }} as group_memberships
     inner join {{ ref('definition_groups') }} as definition_groups
         on group_memberships.group_id = definition_groups.id
-    where
-        definition_groups.environment = '{{ migration_environment() }}'
-        -- what the migration publishes (a legacy script's rows are not in the change log)
-        and {{ is_migrated_group('definition_groups.metadata') }}
+    -- what the migration publishes, its ledger (other writers' rows are not in the change log)
+    inner join {{ ref('stg_migration_state__ledger_memberships') }} as ledger_memberships
+        on group_memberships.id = ledger_memberships.membership_id
+    inner join {{ ref('stg_migration_state__ledger_groups') }} as ledger_groups
+        on group_memberships.group_id = ledger_groups.group_id
+    where ledger_groups.environment = '{{ migration_environment() }}'
 {%- endmacro %}
 
 
@@ -177,10 +179,10 @@
         definition_groups.id as group_id,
         definition_groups.type as group_type,
         definition_groups.name as group_name,
-        definition_groups.metadata -> 'source' ->> 'type' as source_type,
-        definition_groups.metadata -> 'source' ->> 'key' as source_key
+        ledger_groups.source_type,
+        ledger_groups.source_key
     from {{ ref('definition_groups') }} as definition_groups
-    where
-        definition_groups.environment = '{{ migration_environment() }}'
-        and {{ is_migrated_group('definition_groups.metadata') }}
+    inner join {{ ref('stg_migration_state__ledger_groups') }} as ledger_groups
+        on definition_groups.id = ledger_groups.group_id
+    where ledger_groups.environment = '{{ migration_environment() }}'
 {%- endmacro %}

@@ -19,12 +19,12 @@
     {%- set counts_sql -%}
         with
         existing_groups as (
-            select id
-            from {{ this }}
-            where environment = '{{ environment }}' and metadata ? 'source'
+            select owned_groups.id
+            from ({{ owned_groups_sql(this) }}) as owned_groups
+            where owned_groups.is_present
         ),
         doomed_groups as (
-            {{ doomed_groups_sql() | indent(12) }}
+            {{ doomed_groups_sql(memberships) | indent(12) }}
         )
         select
             (select count(*) from existing_groups) as existing_groups,
@@ -34,7 +34,9 @@
             {%- else %}
             (
                 select count(*) from {{ memberships }} as group_memberships
-                where group_memberships.group_id in (select doomed_groups.id from doomed_groups)
+                where
+                    group_memberships.group_id in (select doomed_groups.id from doomed_groups)
+                    and {{ is_owned_membership('group_memberships.id') }}
             ) as doomed_memberships
             {%- endif %}
     {%- endset -%}
@@ -80,10 +82,12 @@
     {%- set enough = ((doomed / max_share) | int) + 1 -%}
     {%- set counted = run_query(
         "select count(*) from (select 1 from " ~ memberships ~ " as group_memberships"
-        ~ " inner join " ~ groups ~ " as definition_groups"
-        ~ " on group_memberships.group_id = definition_groups.id"
-        ~ " where definition_groups.environment = '" ~ migration_environment() ~ "'"
-        ~ " and definition_groups.metadata ? 'source' limit " ~ enough ~ ") as counted_rows"
+        ~ " inner join " ~ ledger_memberships_relation() ~ " as ledger_memberships"
+        ~ " on group_memberships.id = ledger_memberships.membership_id"
+        ~ " inner join " ~ ledger_groups_relation() ~ " as ledger_groups"
+        ~ " on group_memberships.group_id = ledger_groups.group_id"
+        ~ " where ledger_groups.environment = '" ~ migration_environment() ~ "'"
+        ~ " limit " ~ enough ~ ") as counted_rows"
     ).columns[0].values()[0] | int -%}
     {{ return(none if counted >= enough else counted) }}
 {% endmacro %}

@@ -41,6 +41,8 @@
         from {{ memberships_relation }} as group_memberships
         inner join sector_groups
             on group_memberships.group_id = sector_groups.id
+        inner join {{ ledger_memberships_relation() }} as ledger_memberships
+            on group_memberships.id = ledger_memberships.membership_id
         where not exists (
             select 1
             from {{ ref('int_stock_sectors') }} as stock_sectors
@@ -111,6 +113,7 @@
     ),
 
     existing_memberships as (
+        -- the migration's own rows (the ledger); another writer's are never changed
         {%- if memberships_relation is none %}
         select
             null::integer as id,
@@ -127,6 +130,8 @@
             group_memberships.weight,
             group_memberships.metadata
         from {{ memberships_relation }} as group_memberships
+        inner join {{ ledger_memberships_relation() }} as ledger_memberships
+            on group_memberships.id = ledger_memberships.membership_id
         where group_memberships.group_id in (select changed_groups.id from changed_groups)
         union
         select
@@ -138,6 +143,8 @@
         from {{ memberships_relation }} as group_memberships
         inner join sector_groups
             on group_memberships.group_id = sector_groups.id
+        inner join {{ ledger_memberships_relation() }} as ledger_memberships
+            on group_memberships.id = ledger_memberships.membership_id
         where {{ symbol_in_changed_stocks('group_memberships.symbol', reconcile) }}
         {%- endif %}
     ),
@@ -164,6 +171,7 @@
                 and desired_memberships.symbol = existing_memberships.symbol
     )
 
+    {#- A member another writer already put in the group stays theirs: no second row. #}
     select
         case
             when change = 'insert' then nextval('{{ sequence_name }}') else existing_id
@@ -174,7 +182,19 @@
         metadata::jsonb as metadata,
         change
     from compared_memberships
-    where change is not null
+    where
+        change is not null
+        {%- if memberships_relation is not none %}
+        and not (
+            change = 'insert'
+            and exists (
+                select from {{ memberships_relation }} as foreign_memberships
+                where
+                    foreign_memberships.group_id = compared_memberships.group_id
+                    and foreign_memberships.symbol = compared_memberships.symbol
+            )
+        )
+        {%- endif %}
 {%- endmacro %}
 
 

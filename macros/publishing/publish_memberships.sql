@@ -38,6 +38,24 @@
     using membership_changes
     where membership_changes.change = 'delete' and group_memberships.id = membership_changes.id;
 
+    {#- the ledger: forget what left, and rows of changed groups another writer deleted #}
+    delete from {{ ledger_memberships_relation() }} as ledger_memberships
+    using membership_changes
+    where membership_changes.change = 'delete' and ledger_memberships.membership_id = membership_changes.id;
+
+    delete from {{ ledger_memberships_relation() }} as ledger_memberships
+    where
+        ledger_memberships.group_id in (
+            select definition_groups.id from {{ this }} as definition_groups
+            where
+                definition_groups.environment = '{{ environment }}'
+                and definition_groups.updated_at = {{ run_timestamp() }}
+        )
+        and not exists (
+            select from {{ memberships }} as group_memberships
+            where group_memberships.id = ledger_memberships.membership_id
+        );
+
     update {{ memberships }} as group_memberships
     set
         weight = membership_changes.weight,
@@ -53,6 +71,11 @@
     from membership_changes
     where change = 'insert'
     order by group_id, symbol;
+
+    insert into {{ ledger_memberships_relation() }} (membership_id, group_id, recorded_at)
+    select id, group_id, {{ run_timestamp() }}
+    from membership_changes
+    where change = 'insert';
 
     insert into {{ change_log_relation() }}
         (batch, environment, group_id, group_type, group_name, symbol, change, published_at)

@@ -35,8 +35,8 @@
 
 {% macro ensure_state_tables() %}
     {#-
-        on-run-start: the run log, the batch sequence, the change log and the watermarks, next
-        to the two tables.  Only commands that build models need them, and DDL needs privileges
+        on-run-start: the run log, the batch sequence, the change log, the watermarks and the
+        ledger (macros/run_state/ledger.sql), next to the two tables.  Only commands that build models need them, and DDL needs privileges
         a reader does not have, so a command that builds nothing (source freshness, test,
         docs generate, compile …) runs no statement at all, and a build creates only what is
         missing: once they exist, a run does no DDL.
@@ -53,7 +53,10 @@
             ~ ".migration_change_log_environment_batch") ~ ") is not null,"
         ~ " to_regclass(" ~ sql_literal(watermarks_relation() | trim) ~ ") is not null,"
         ~ " exists (select from pg_attribute where attrelid = to_regclass("
-            ~ sql_literal(change_log_relation() | trim) ~ ") and attname = 'published_at')"
+            ~ sql_literal(change_log_relation() | trim) ~ ") and attname = 'published_at'),"
+        ~ " to_regclass(" ~ sql_literal(ledger_groups_relation() | trim) ~ ") is not null"
+        ~ " and to_regclass(" ~ sql_literal(ledger_memberships_relation() | trim) ~ ") is not null"
+        ~ " and to_regclass(" ~ sql_literal(ledger_environments_relation() | trim) ~ ") is not null"
     ).rows[0] -%}
     {%- if found | select | list | length == found | length -%}
         {{ return('select 1 /* the state tables exist: no DDL */') }}
@@ -67,6 +70,9 @@
     {{ create_change_tracking(sequence=not found[2], change_log=not found[3],
         change_log_index=not found[4], watermarks=not found[5],
         published_at=found[3] and not found[6]) }}
+    {%- if not found[7] %}
+    {{ create_ledger() }}
+    {%- endif %}
 {% endmacro %}
 
 

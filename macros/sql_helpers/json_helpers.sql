@@ -92,17 +92,3 @@
     {#- 1–10 characters of A–Z, 0–9, '.' and '-', starting with a letter or digit. -#}
     coalesce({{ symbol_expression }} ~ '^[A-Z0-9][A-Z0-9.-]{0,9}$', false)
 {%- endmacro %}
-
-
-{% macro is_migrated_group(metadata_expression) -%}
-    {#-
-        True for a definition_groups row this migration built: its metadata.source names the
-        cache type and key it came from.  Rows without it (inserted by legacy scripts) are
-        never updated or deleted by a run, and keep their names.
-    -#}
-    coalesce(
-        ({{ metadata_expression }} -> 'source' ->> 'type') is not null
-        and ({{ metadata_expression }} -> 'source' ->> 'key') is not null,
-        false
-    )
-{%- endmacro %}

@@ -6,16 +6,18 @@
     Rebuilt every run from int_group_entry_contents, without the member lists: the checks
     compare entries with each other, and the entries' cheap columns are all they need.
 
-    A contested name (two entries that would become the same (name, type) group) goes to the
-    one that has existed longer: a definition_groups row of this environment that no cache
-    entry built (no metadata.source: inserted by a legacy script) first, then the entry with
-    the earliest coalesce(created_at, updated_at), then the lowest cache id.  That is a
-    function of the data alone, so an incremental run and a fresh build agree, and a newcomer
-    never takes the name (and the id) of a group whose entry still exists.  The table is
-    found with adapter.get_relation (a ref would be a cycle: it is downstream).
+    A contested name (two entries that would become the same (name, type) group) goes, in
+    this order, to: a row of definition_groups that no current entry of the migration stands
+    behind (another writer's row, not in the ledger; or the migration's own group kept for
+    another writer's members); the entry whose group holds the name now (so a loader's
+    delete and re-insert of its cache row changes nothing); the entry with the earliest
+    coalesce(created_at, updated_at); the lowest cache id.  So a newcomer never takes the
+    name (and the id) of a group whose entry still exists, and a run never fails on a name
+    another writer holds.  The table is found with published_groups_relation (a ref would be
+    a cycle: it is downstream); the ledger through its staging model.
 -#}
 {%- set environment = migration_environment() -%}
-{%- set published_groups = adapter.get_relation(target.database, target.schema, 'definition_groups') -%}
+{%- set published_groups = published_groups_relation() -%}
 
 with
 
@@ -58,23 +60,39 @@ entry_stamps as (
 
 ),
 
-legacy_groups as (
+ledger_groups as (
 
-    -- rows of definition_groups that no cache entry built: they keep their names
-    {%- if published_groups is not none %}
+    select * from {{ ref('stg_migration_state__ledger_groups') }}
+    where environment = '{{ environment }}'
+
+),
+
+published_groups as (
+
+    -- this environment's rows of definition_groups, and which entry identity the migration
+    -- built each one for (the ledger; NULL for another writer's row)
+    {%- if published_groups %}
     select
-        id as group_id,
-        type as group_type,
-        name as group_name
-    from {{ published_groups }}
-    where
-        environment = '{{ environment }}'
-        and not {{ is_migrated_group('metadata') }}
+        definition_groups.id as group_id,
+        definition_groups.type as group_type,
+        definition_groups.name as group_name,
+        ledger_groups.group_type as owned_group_type,
+        ledger_groups.source_type as owned_source_type,
+        ledger_groups.source_key as owned_source_key
+    from {{ published_groups }} as definition_groups
+    left join ledger_groups
+        on definition_groups.id = ledger_groups.group_id
+    where definition_groups.environment = '{{ environment }}'
     {%- else %}
+        -- before the table's first build: no row (the ledger is empty too)
         select
             null::integer as group_id,
             null::text as group_type,
-            null::text as group_name
+            null::text as group_name,
+            ledger_groups.group_type::text as owned_group_type,
+            ledger_groups.source_type::text as owned_source_type,
+            ledger_groups.source_key::text as owned_source_key
+        from ledger_groups
         where false
     {%- endif %}
 
@@ -108,23 +126,62 @@ checked_entries as (
 
 ),
 
+candidate_entries as (
+
+    select * from checked_entries
+    where own_problem is null
+
+),
+
+legacy_groups as (
+
+    -- rows that keep their names whatever the entries say: another writer's rows, and the
+    -- migration's own rows that no candidate entry stands behind any more (a group kept for
+    -- another writer's members)
+    select
+        published_groups.group_id,
+        published_groups.group_type,
+        published_groups.group_name,
+        published_groups.owned_source_type is null as is_foreign
+    from published_groups
+    where not exists (
+        select from candidate_entries
+        where
+            candidate_entries.group_type = published_groups.owned_group_type
+            and candidate_entries.cache_type = published_groups.owned_source_type
+            and candidate_entries.entry_key = published_groups.owned_source_key
+    )
+
+),
+
 name_claims as (
 
     select
-        checked_entries.cache_entry_id,
-        checked_entries.cache_type,
-        checked_entries.entry_key,
-        checked_entries.group_type,
-        checked_entries.group_name,
+        candidate_entries.cache_entry_id,
+        candidate_entries.cache_type,
+        candidate_entries.entry_key,
+        candidate_entries.group_type,
+        candidate_entries.group_name,
         row_number() over (
-            partition by checked_entries.group_type, checked_entries.group_name
-            order by entry_stamps.entry_created_at asc nulls last, checked_entries.cache_entry_id asc
+            partition by candidate_entries.group_type, candidate_entries.group_name
+            order by
+                -- the entry whose group holds the name now keeps it (delete and re-insert
+                -- of its cache row included), then the entry that has existed longer
+                current_holders.group_id is null,
+                entry_stamps.entry_created_at asc nulls last,
+                candidate_entries.cache_entry_id asc
         ) as name_claim_rank
 
-    from checked_entries
+    from candidate_entries
     left join entry_stamps
-        on checked_entries.cache_entry_id = entry_stamps.cache_entry_id
-    where checked_entries.own_problem is null
+        on candidate_entries.cache_entry_id = entry_stamps.cache_entry_id
+    left join published_groups as current_holders
+        on
+            candidate_entries.group_type = current_holders.group_type
+            and candidate_entries.group_name = current_holders.group_name
+            and candidate_entries.group_type = current_holders.owned_group_type
+            and candidate_entries.cache_type = current_holders.owned_source_type
+            and candidate_entries.entry_key = current_holders.owned_source_key
 
 ),
 
@@ -134,9 +191,14 @@ name_holders as (
     select
         name_claims.cache_entry_id,
         case
+            when legacy_groups.is_foreign
+                then format(
+                    'definition_groups row %s (written by another writer: not in the migration''s ledger)',
+                    legacy_groups.group_id
+                )
             when legacy_groups.group_id is not null
                 then format(
-                    'definition_groups row %s (inserted outside this migration: no metadata.source)',
+                    'definition_groups row %s (its entry is gone; kept for another writer''s memberships)',
                     legacy_groups.group_id
                 )
             when name_claims.name_claim_rank > 1

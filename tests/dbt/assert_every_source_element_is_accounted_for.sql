@@ -8,7 +8,8 @@
     with an invalid environment is reported.  cache_entry_reconciliation counts elements
     from the legacy JSON itself.
 
-    Tables to source: every published membership traces to a current source element, read
+    Tables to source: every membership the migration wrote (its ledger) traces to a current
+    source element, read
     from cache_entries directly (not from the intermediate models): a list group's member to
     an element of one of its entry's lists, a SECTOR member to a current stock_metadata
     entry with that symbol whose sector names the group.  A stale member (its stock re-keyed,
@@ -43,19 +44,23 @@ cache_entries as (
 
 published_memberships as (
 
+    -- the memberships the migration wrote (its ledger), with the entry their group was built
+    -- for; another writer's rows, groups or members, are reported by the reconciliation
     select
-        definition_groups.id as group_id,
-        definition_groups.type as group_type,
+        ledger_groups.group_id,
+        ledger_groups.group_type,
         definition_groups.name as group_name,
-        definition_groups.metadata -> 'source' ->> 'type' as source_type,
-        definition_groups.metadata -> 'source' ->> 'key' as source_key,
+        ledger_groups.source_type,
+        ledger_groups.source_key,
         group_memberships.symbol
     from {{ ref('group_memberships') }} as group_memberships
+    inner join {{ ref('stg_migration_state__ledger_memberships') }} as ledger_memberships
+        on group_memberships.id = ledger_memberships.membership_id
+    inner join {{ ref('stg_migration_state__ledger_groups') }} as ledger_groups
+        on group_memberships.group_id = ledger_groups.group_id
     inner join {{ ref('definition_groups') }} as definition_groups
         on group_memberships.group_id = definition_groups.id
-    where
-        definition_groups.environment = '{{ environment }}'
-        and {{ is_migrated_group('definition_groups.metadata') }}
+    where ledger_groups.environment = '{{ environment }}'
 
 ),
 

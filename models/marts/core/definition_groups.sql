@@ -7,11 +7,15 @@
     In this model's transaction, in order (one macro file each, under macros/publishing/):
       1. serialize_mart_writes   the marts' advisory lock: one writer at a time
       2. the id sequences, created when missing (ids as SERIAL would give them)
-      3. guard_mass_delete       refuse a run that would delete too many groups (nothing written yet)
+      3. adopt_previous_rows     once per environment: the ledger takes over what an earlier
+                                 release built (macros/run_state/ledger.sql)
+         guard_mass_delete       refuse a run that would delete too many groups (nothing written yet)
       4. delete_removed_groups   open the run log row; delete groups whose entry left (memberships
                                  by ON DELETE CASCADE); log them in migration_change_log
-      -  this model's SQL        the new and changed groups (ids kept by group_identity_matches);
-                                 dbt's incremental merge (unique_key id) writes them
+      -  this model's SQL        the new and changed groups (ids kept by group_identity_matches,
+                                 through the ledger); dbt's incremental merge (unique_key id)
+                                 writes them
+      -  record_new_groups       the groups the merge inserted go into the ledger
       5. publish_memberships     the membership diff (membership_diff_sql), the guard's membership
                                  half, delete / update / insert in group_memberships, change log,
                                  run log, stocks watermark
@@ -26,10 +30,12 @@
             "{{ serialize_mart_writes() }}",
             "create sequence if not exists {{ this.schema }}.definition_groups_id_seq",
             "create sequence if not exists {{ this.schema }}.group_memberships_id_seq",
+            "{{ adopt_previous_rows() }}",
             "{{ guard_mass_delete() }}",
             "{{ delete_removed_groups() }}",
         ],
         post_hook=[
+            "{{ record_new_groups() }}",
             "{{ publish_memberships() }}",
             "analyze {{ this }}",
         ],
@@ -51,32 +57,41 @@ desired_groups as (
 
 existing_groups as (
 
+    -- the groups this migration owns (the ledger), whatever another writer did to their rows
     {%- if is_incremental() %}
     select
-        id,
-        created_at,
-        name,
-        type,
-        description,
-        metadata,
-        liquidity_filter,
-        last_update,
-        metadata -> 'source' ->> 'type' as source_type,
-        metadata -> 'source' ->> 'key' as source_key
-    from {{ this }}
-    where environment = '{{ environment }}' and metadata ? 'source'
+        ledger.group_id as id,
+        ledger.group_type as type,
+        ledger.source_type,
+        ledger.source_key,
+        definition_groups.id is not null as is_present,
+        definition_groups.created_at,
+        definition_groups.type as row_type,
+        definition_groups.environment as row_environment,
+        definition_groups.name,
+        definition_groups.description,
+        definition_groups.metadata,
+        definition_groups.liquidity_filter,
+        definition_groups.last_update
+    from {{ ledger_groups_relation() }} as ledger
+    left join {{ this }} as definition_groups
+        on ledger.group_id = definition_groups.id
+    where ledger.environment = '{{ environment }}'
     {%- else %}
         select
             null::integer as id,
-            null::timestamp as created_at,
-            null::varchar(100) as name,
             null::varchar(50) as type,
+            null::text as source_type,
+            null::text as source_key,
+            null::boolean as is_present,
+            null::timestamp as created_at,
+            null::varchar(50) as row_type,
+            null::varchar(10) as row_environment,
+            null::varchar(100) as name,
             null::text as description,
             null::jsonb as metadata,
             null::jsonb as liquidity_filter,
-            null::timestamp as last_update,
-            null::text as source_type,
-            null::text as source_key
+            null::timestamp as last_update
         where false
     {%- endif %}
 
@@ -103,13 +118,19 @@ changed_groups as (
         on {{ group_identity_matches('existing_groups', 'desired_groups') }}
     where
         existing_groups.id is null
+        -- another writer deleted or changed the row: the cache is the source of truth for it
+        or not existing_groups.is_present
         or (
+            existing_groups.row_type,
+            existing_groups.row_environment,
             existing_groups.name,
             existing_groups.description,
             existing_groups.metadata,
             existing_groups.liquidity_filter,
             existing_groups.last_update
         ) is distinct from (
+            desired_groups.type,
+            desired_groups.environment,
             desired_groups.name,
             desired_groups.description,
             desired_groups.metadata,

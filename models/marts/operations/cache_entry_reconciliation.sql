@@ -4,6 +4,8 @@
     element a membership or an explained exception — and if not, why.  Element counts come
     straight from the legacy JSON, independently of the intermediate models, so this is the
     reconciliation identity, entry by entry (tests/dbt asserts it has no 'unexplained' row).
+    It counts the rows the migration wrote (its ledger); another writer's rows in a migrated
+    group are counted apart (foreign_memberships), kept, and never make an entry unexplained.
 -#}
 {%- set environment = migration_environment() -%}
 
@@ -30,16 +32,45 @@ exceptions as (
 
 ),
 
-definition_groups as (
+owned_groups as (
 
-    select * from {{ ref('definition_groups') }}
-    where environment = '{{ environment }}' and metadata ? 'source'
+    -- the groups the migration wrote (its ledger), with the entry each was built for
+    select
+        ledger_groups.group_id,
+        ledger_groups.group_type,
+        ledger_groups.source_type,
+        ledger_groups.source_key
+    from {{ ref('stg_migration_state__ledger_groups') }} as ledger_groups
+    inner join {{ ref('definition_groups') }} as definition_groups
+        on ledger_groups.group_id = definition_groups.id
+    where ledger_groups.environment = '{{ environment }}'
 
 ),
 
 group_memberships as (
 
-    select * from {{ ref('group_memberships') }}
+    select
+        group_memberships.id,
+        group_memberships.group_id,
+        group_memberships.symbol,
+        ledger_memberships.membership_id is not null as is_owned
+    from {{ ref('group_memberships') }} as group_memberships
+    left join {{ ref('stg_migration_state__ledger_memberships') }} as ledger_memberships
+        on group_memberships.id = ledger_memberships.membership_id
+    where group_memberships.group_id in (select owned_groups.group_id from owned_groups)
+
+),
+
+listed_symbols as (
+
+    -- the symbols each list entry's elements name (to tell which of another writer's rows
+    -- in a migrated group stand for a source element)
+    select distinct
+        source_type,
+        source_key,
+        symbol
+    from {{ ref('int_member_elements') }}
+    where element_problem is null
 
 ),
 
@@ -67,16 +98,25 @@ element_exceptions as (
 
 group_sizes as (
 
+    -- per entry: the memberships the migration wrote, the rows of other writers that hold one
+    -- of its elements (the migration then writes no second row), and their other rows
     select
-        definition_groups.metadata -> 'source' ->> 'type' as source_type,
-        definition_groups.metadata -> 'source' ->> 'key' as source_key,
-        count(group_memberships.id) as memberships
-    from definition_groups
+        owned_groups.source_type,
+        owned_groups.source_key,
+        count(group_memberships.id) filter (
+            where group_memberships.is_owned or listed_symbols.symbol is not null
+        ) as memberships,
+        count(group_memberships.id) filter (where not group_memberships.is_owned) as foreign_memberships
+    from owned_groups
     left join group_memberships
-        on definition_groups.id = group_memberships.group_id
-    group by
-        definition_groups.metadata -> 'source' ->> 'type',
-        definition_groups.metadata -> 'source' ->> 'key'
+        on owned_groups.group_id = group_memberships.group_id
+    left join listed_symbols
+        on
+            not group_memberships.is_owned
+            and owned_groups.source_type = listed_symbols.source_type
+            and owned_groups.source_key = listed_symbols.source_key
+            and group_memberships.symbol = listed_symbols.symbol
+    group by owned_groups.source_type, owned_groups.source_key
 
 ),
 
@@ -84,9 +124,9 @@ sector_members as (
 
     select distinct group_memberships.symbol
     from group_memberships
-    inner join definition_groups
-        on group_memberships.group_id = definition_groups.id
-    where definition_groups.type = 'SECTOR'
+    inner join owned_groups
+        on group_memberships.group_id = owned_groups.group_id
+    where owned_groups.group_type = 'SECTOR'
 
 ),
 
@@ -140,6 +180,7 @@ classified_entries as (
             end
         end as source_elements,
         group_sizes.memberships,
+        coalesce(group_sizes.foreign_memberships, 0) as foreign_memberships,
         coalesce(element_exceptions.dropped_elements, 0) as dropped_elements,
         entry_exceptions.reason as entry_exception,
         cache_entries.cache_type = 'stock_metadata' as is_stock_metadata,
@@ -176,6 +217,7 @@ final as (
         source_elements,
         memberships,
         dropped_elements,
+        foreign_memberships,
         case
             when not is_mapped and not is_stock_metadata then 'not_migrated'
             when entry_exception is not null then 'explained'
@@ -195,7 +237,13 @@ final as (
             when memberships is null then 'no group and no exception'
             when member_source = 'stock_metadata' then 'sector group published'
             when source_elements = memberships + dropped_elements
-                then memberships || ' memberships + ' || dropped_elements || ' recorded exceptions'
+                then
+                    memberships || ' memberships + ' || dropped_elements || ' recorded exceptions'
+                    || case
+                        when foreign_memberships > 0
+                            then '; ' || foreign_memberships || ' rows of other writers in its group, kept'
+                        else ''
+                    end
             else
                 (source_elements - memberships - dropped_elements)
                 || ' of ' || source_elements || ' elements are neither memberships nor exceptions'
