@@ -13,7 +13,6 @@ import psycopg
 import pytest
 from psycopg import sql
 from support.dbt_project import DbtProject
-from support.ledger import record_built_rows
 from support.legacy_cache import LegacyCache, cache_fingerprint, published, small_cache
 
 from validation import operations
@@ -32,7 +31,6 @@ def build_once(project: DbtProject) -> None:
         for environment in ("DEFAULT", "TEST", "PROD"):
             small_cache(cache, environment)
             project.build(environment.lower())
-        record_built_rows(conn)
 
 
 @pytest.fixture
