@@ -258,6 +258,10 @@ def test_restore_into_another_environment_is_named_explicitly_and_rewrites_the_r
         row[:environment_column] + row[environment_column + 1 :] for row in prod
     ]
     assert _owned_slice(conn, "PROD") == []
+    # UAT's ledger is started: its next build adopts nothing, it finds the restored rows
+    assert conn.execute(
+        "select adopted_groups from migration_ledger_environments where environment = 'UAT'"
+    ).fetchone() == (0,)
     # the same rows into TEST would take ids UAT now holds: refused, naming the row
     before = _everything(conn)
     with pytest.raises(UserFacingError, match=r"definition_groups id \d+ .*UAT") as refused:
@@ -587,3 +591,29 @@ def test_rollback_without_a_ledger_is_refused_saying_what_to_do(
         table_fingerprint(conn, "definition_groups"),
         table_fingerprint(conn, "group_memberships"),
     )
+
+
+def test_an_environment_built_before_the_ledger_is_refused_until_a_build_records_it(
+    built_with_a_ledger: psycopg.Connection,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+):
+    """An upgraded database whose PROD has not been built since: its rows are the
+    migration's, but nothing records it yet."""
+    conn = built_with_a_ledger
+    conn.execute(
+        "delete from migration_ledger_memberships where group_id in"
+        " (select group_id from migration_ledger_groups where environment = 'PROD')"
+    )
+    conn.execute("delete from migration_ledger_groups where environment = 'PROD'")
+    conn.execute("delete from migration_ledger_environments where environment = 'PROD'")
+    before = _everything(conn)
+
+    assert main(["rollback", "--target", "prod", "--yes"]) == 2
+    assert main(["backup", "--target", "prod", "--out", str(tmp_path)]) == 2
+
+    err = capsys.readouterr().err
+    assert err.count("has not been started") == 2
+    assert "python -m validation build --target prod" in err
+    assert _everything(conn) == before
+    assert list(tmp_path.iterdir()) == []

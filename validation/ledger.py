@@ -31,6 +31,8 @@ from validation.errors import UserFacingError
 
 GROUPS = "migration_ledger_groups"
 MEMBERSHIPS = "migration_ledger_memberships"
+# one row per environment whose ledger exists (the build adds it: macros/run_state/ledger.sql)
+ENVIRONMENTS = "migration_ledger_environments"
 HISTORY = ("group_membership_history", "definition_group_history")
 
 
@@ -104,7 +106,56 @@ def require(conn: psycopg.Connection, schema: str, environment: str, looked_in: 
             f"of this release once ({build}: it records the rows the migration wrote), then run "
             "this command again."
         )
+    if not started(conn, schema, environment) and _has_groups(conn, schema, environment):
+        raise UserFacingError(
+            f"The ledger of {environment} in schema {schema} has not been started{looked_in}: "
+            "its rows were built by a release before the ledger, and only a build of this "
+            f"release records which of them the migration wrote; run {build} first, then this "
+            "command again."
+        )
     return Tables(schema)
+
+
+def started(conn: psycopg.Connection, schema: str, environment: str) -> bool:
+    """Whether the environment's ledger exists.  Without the table of started environments
+    (a ledger of the two tables only), every environment's does."""
+    if not relation_exists(conn, schema, ENVIRONMENTS):
+        return True
+    return (
+        conn.execute(
+            sql.SQL("select from {} where environment = %s").format(
+                sql.Identifier(schema, ENVIRONMENTS)
+            ),
+            (environment,),
+        ).fetchone()
+        is not None
+    )
+
+
+def mark_started(conn: psycopg.Connection, schema: str, environment: str) -> None:
+    """A restore into an environment without a ledger (and so without rows: require) starts
+    it, as a first build would: the rows it puts back are recorded, nothing is to adopt."""
+    if started(conn, schema, environment):
+        return
+    conn.execute(
+        sql.SQL(
+            "insert into {} (environment, started_at, adopted_groups, adopted_memberships)"
+            " values (%s, clock_timestamp() at time zone 'UTC', 0, 0) on conflict do nothing"
+        ).format(sql.Identifier(schema, ENVIRONMENTS)),
+        (environment,),
+    )
+
+
+def _has_groups(conn: psycopg.Connection, schema: str, environment: str) -> bool:
+    return (
+        conn.execute(
+            sql.SQL("select from {} where environment = %s limit 1").format(
+                sql.Identifier(schema, "definition_groups")
+            ),
+            (environment,),
+        ).fetchone()
+        is not None
+    )
 
 
 @dataclass(frozen=True)

@@ -663,6 +663,7 @@ def _put_back(
                 )
             ).rowcount
             _advance_sequence(conn, plan.source_schema, "cache_entries")
+        ledger.mark_started(conn, schema, environment)
         _reset_analyst_watermarks(conn, schema, environment)
         conn.commit()
     except UserFacingError:
