@@ -10,8 +10,7 @@ decide ownership: anyone can write it.
 The environment's rows, as the commands see them:
 
 - its *owned groups*: ledger groups of the environment whose row is there, in the environment;
-- its *owned memberships*: ledger memberships of an owned group whose row is there, in that
-  group;
+- its *owned memberships*: ledger memberships whose row is there, in an owned group;
 - its *kept groups*: owned groups that a foreign membership still references.  Deleting one
   would delete that membership too (``ON DELETE CASCADE``), so it stays, with its foreign
   members; only its owned memberships go;
@@ -58,21 +57,23 @@ class Tables:
         return sql.SQL(text).format(**self.names(**more))  # type: ignore[arg-type]
 
 
-# The environment's row sets (module docstring); every query below starts with them.
+# The environment's row sets (module docstring); every query below starts with them.  Each is
+# computed once (MATERIALIZED): inlined into a correlated test, the planner would recompute
+# the memberships' anti-join for every group.
 OWNED = """
-with owned_groups as (
+with owned_groups as materialized (
     select g.id
     from {groups} g
     join {ledger_groups} lg on lg.group_id = g.id
     where lg.environment = %(environment)s and g.environment = %(environment)s
 ),
-owned_memberships as (
+owned_memberships as materialized (
     select m.id, m.group_id, m.symbol
     from {memberships} m
-    join {ledger_memberships} lm on lm.membership_id = m.id and lm.group_id = m.group_id
+    join {ledger_memberships} lm on lm.membership_id = m.id
     join owned_groups o on o.id = m.group_id
 ),
-kept_groups as (
+kept_groups as materialized (
     select distinct m.group_id as id
     from {memberships} m
     join owned_groups o on o.id = m.group_id
@@ -106,6 +107,7 @@ def require(conn: psycopg.Connection, schema: str, environment: str, looked_in: 
             f"of this release once ({build}: it records the rows the migration wrote), then run "
             "this command again."
         )
+    analyze_if_never_analyzed(conn, schema, (GROUPS, MEMBERSHIPS))
     if not started(conn, schema, environment) and _has_groups(conn, schema, environment):
         raise UserFacingError(
             f"The ledger of {environment} in schema {schema} has not been started{looked_in}: "
@@ -114,6 +116,21 @@ def require(conn: psycopg.Connection, schema: str, environment: str, looked_in: 
             "command again."
         )
     return Tables(schema)
+
+
+def analyze_if_never_analyzed(conn: psycopg.Connection, schema: str, names: Sequence[str]) -> None:
+    """Statistics for tables that have none (a ledger filled by a build minutes ago, a
+    scratch schema pg_restore just wrote): planned with the default guess of a few rows, the
+    set queries here pick nested loops that are quadratic in the environment's memberships.
+    ANALYZE changes no row; on a table the user does not own PostgreSQL only warns."""
+    for name in names:
+        relation = sql.Identifier(schema, name)
+        never = conn.execute(
+            "select reltuples < 0 from pg_class where oid = %s::regclass",
+            (relation.as_string(conn),),
+        ).fetchone()
+        if never is not None and never[0]:
+            conn.execute(sql.SQL("analyze {}").format(relation))
 
 
 def started(conn: psycopg.Connection, schema: str, environment: str) -> bool:
@@ -372,7 +389,6 @@ CONFLICTS: Sequence[tuple[str, str]] = (
         from {backup}.definition_groups b
         join {groups} g on g.id = b.id
         where not exists (select from owned_groups o where o.id = g.id)
-        order by b.id limit 1
         """,
     ),
     (
@@ -387,7 +403,6 @@ CONFLICTS: Sequence[tuple[str, str]] = (
             not exists (select from owned_groups o where o.id = g.id)
             or exists (select from kept_groups k where k.id = g.id)
         )
-        order by b.id limit 1
         """,
     ),
     (
@@ -398,7 +413,6 @@ CONFLICTS: Sequence[tuple[str, str]] = (
         from {backup}.group_memberships b
         join {memberships} m on m.id = b.id
         where not exists (select from owned_memberships om where om.id = m.id)
-        order by b.id limit 1
         """,
     ),
     (
@@ -409,7 +423,6 @@ CONFLICTS: Sequence[tuple[str, str]] = (
         from {backup}.group_memberships b
         join {memberships} m on m.group_id = b.group_id and m.symbol = b.symbol
         where m.id <> b.id and not exists (select from owned_memberships om where om.id = m.id)
-        order by b.id limit 1
         """,
     ),
     (
@@ -428,7 +441,6 @@ CONFLICTS: Sequence[tuple[str, str]] = (
                 not exists (select from owned_groups o where o.id = l.group_id)
                 or exists (select from kept_groups k where k.id = l.group_id)
             )
-        order by b.group_id limit 1
         """,
     ),
     (
@@ -439,10 +451,15 @@ CONFLICTS: Sequence[tuple[str, str]] = (
         join {ledger_memberships} l on l.membership_id = b.membership_id
         where not exists (select from owned_memberships om where om.id = l.membership_id)
             and exists (select from {memberships} m where m.id = l.membership_id)
-        order by b.membership_id limit 1
         """,
     ),
 )
+
+
+# The first clash, by the backup row's id.  The search is a MATERIALIZED CTE: with the
+# ORDER BY ... LIMIT 1 on the search itself, the planner expects a clash among the first rows
+# and picks a nested loop that, when there is none, compares every row with every other.
+FIRST_FOUND = ") select * from found order by 1 limit 1"
 
 
 def _whose(owned: bool, environment: str) -> str:
@@ -488,7 +505,10 @@ def first_conflict(
     """The first row of the backup that a row this restore keeps already holds, described."""
     for kind, text in CONFLICTS:
         row = conn.execute(
-            tables.query(text, backup=sql.Identifier(backup)), {"environment": environment}
+            tables.query(
+                ", found as materialized (", text, FIRST_FOUND, backup=sql.Identifier(backup)
+            ),
+            {"environment": environment},
         ).fetchone()
         if row is not None:
             return _describe(kind, tuple(row), environment)

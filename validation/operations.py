@@ -420,6 +420,9 @@ def restore(
                 "changed in the tables."
             )
         with connect(settings) as conn:
+            ledger.analyze_if_never_analyzed(
+                conn, snapshot, _existing_analyst_tables(conn, snapshot, OWNED_TABLES)
+            )
             _check_snapshot(conn, snapshot, origin_environment, path)
             plan = _restore_plan(
                 conn, path, snapshot, origin_environment, origin_schema, environment, schema,
@@ -759,12 +762,19 @@ def rollback_plan(
                         select id from owned_groups except select id from kept_groups
                     )
                     select
-                        (select count(*) from {membership_history} h where h.valid_to is null
-                            and (exists (select from owned_memberships om
-                                    where om.group_id = h.group_id and om.symbol = h.symbol)
-                                or h.group_id in (select id from gone_groups))),
-                        (select count(*) from {group_history} h where h.valid_to is null
-                            and h.group_id in (select id from gone_groups))
+                        (select count(*) from (
+                            select h.group_id, h.symbol from {membership_history} h
+                            join owned_memberships om
+                                on om.group_id = h.group_id and om.symbol = h.symbol
+                            where h.valid_to is null
+                            union
+                            select h.group_id, h.symbol from {membership_history} h
+                            join gone_groups gone on gone.id = h.group_id
+                            where h.valid_to is null
+                        ) as closing),
+                        (select count(*) from {group_history} h
+                            join gone_groups gone on gone.id = h.group_id
+                            where h.valid_to is null)
                     """,
                     membership_history=membership,
                     group_history=group,
