@@ -157,6 +157,10 @@ def test_restore_says_what_it_replaces_before_it_asks(
     assert len(plan) >= 4 and len({line.index(" delete ") for line in plan}) == 1, plan
     assert "rerun with --yes" in out.err
     assert _slice(three_environments_built, "PROD") == before
+    # the dump was read into a scratch schema to make the plan; refusing dropped it
+    assert three_environments_built.execute(
+        "select count(*) from pg_namespace where nspname like 'sprint59_backup_%'"
+    ).fetchone() == (0,)
 
 
 def test_rollback_of_test_leaves_other_environments_and_the_legacy_table_alone(

@@ -206,8 +206,8 @@ def _copy_slice_to(
             " where g.id in (select group_id from {target}.migration_ledger_groups)",
             ledger.MEMBERSHIPS: "create table {target}.migration_ledger_memberships as"
             " select lm.* from {ledger_memberships} lm"
-            " join {memberships} m on m.id = lm.membership_id and m.group_id = lm.group_id"
-            " where lm.group_id in (select group_id from {target}.migration_ledger_groups)",
+            " join {memberships} m on m.id = lm.membership_id"
+            " where m.group_id in (select group_id from {target}.migration_ledger_groups)",
             "group_memberships": "create table {target}.group_memberships as"
             " select m.* from {memberships} m"
             " where m.id in (select membership_id from {target}.migration_ledger_memberships)",
@@ -449,7 +449,7 @@ def _check_snapshot(conn: psycopg.Connection, snapshot: str, environment: str, p
                 " where l.group_id = g.id and l.environment = %(e)s))"
                 " + (select count(*) from {s}.group_memberships m where not exists"
                 " (select from {s}.migration_ledger_memberships l"
-                " where l.membership_id = m.id and l.group_id = m.group_id))"
+                " where l.membership_id = m.id))"
                 " + (select count(*) from {s}.group_memberships m where not exists"
                 " (select from {s}.definition_groups g where g.id = m.group_id))"
             ).format(s=sql.Identifier(snapshot)),
