@@ -152,7 +152,8 @@ def test_other_writers_rows_are_reported_and_never_fail_the_counts_or_the_parity
     conn.execute(
         "insert into public.group_memberships (group_id, symbol) select id, s"
         " from public.definition_groups, unnest(array['AAPL', 'LEGX']) as s"
-        " where environment = 'TEST' and name in ('HANDMADE', 'SPY') and (name, s) <> ('SPY', 'AAPL')"
+        " where environment = 'TEST' and name in ('HANDMADE', 'SPY')"
+        " and (name, s) <> ('SPY', 'AAPL')"
     )
 
     report = _validate(dbt_project, tmp_path / "docs")
