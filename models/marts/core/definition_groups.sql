@@ -7,8 +7,9 @@
     In this model's transaction, in order (one macro file each, under macros/publishing/):
       1. serialize_mart_writes   the marts' advisory lock: one writer at a time
       2. the id sequences, created when missing (ids as SERIAL would give them)
-      3. adopt_previous_rows     once per environment: the ledger takes over what an earlier
-                                 release built (macros/run_state/ledger.sql)
+      3. adopt_previous_memberships  once per environment: the ledger takes over the members
+                                 an earlier release built (its groups: int_group_entries'
+                                 pre-hook; macros/run_state/ledger.sql)
          guard_mass_delete       refuse a run that would delete too many groups (nothing written yet)
       4. delete_removed_groups   open the run log row; delete groups whose entry left (memberships
                                  by ON DELETE CASCADE); log them in migration_change_log
@@ -30,7 +31,7 @@
             "{{ serialize_mart_writes() }}",
             "create sequence if not exists {{ this.schema }}.definition_groups_id_seq",
             "create sequence if not exists {{ this.schema }}.group_memberships_id_seq",
-            "{{ adopt_previous_rows() }}",
+            "{{ adopt_previous_memberships() }}",
             "{{ guard_mass_delete() }}",
             "{{ delete_removed_groups() }}",
         ],
