@@ -1060,7 +1060,8 @@ def copy_cache(rows: Iterable[tuple[Any, ...]], conn: psycopg.Connection) -> Non
 
 
 LEGACY_ROWS_SQL = """
-select g.name, g.type, g.description, g.metadata::text, g.environment, g.last_update,
+select g.name, g.type, g.description, g.metadata::text, g.liquidity_filter::text,
+       g.environment, g.last_update,
        coalesce((select json_agg(json_build_array(m.symbol, m.weight, m.metadata)
                                  order by m.symbol)::text
                  from public.group_memberships m where m.group_id = g.id), '[]')
@@ -1093,12 +1094,13 @@ def legacy_rows(conn: psycopg.Connection) -> tuple[tuple[Any, ...], ...]:
 
 
 def insert_legacy_rows(conn: psycopg.Connection, rows: Iterable[tuple[Any, ...]]) -> None:
-    for name, group_type, description, metadata, environment, last_update, members in rows:
+    for row in rows:
+        name, group_type, description, metadata, liquidity, environment, last_update, members = row
         found = conn.execute(
             "insert into public.definition_groups"
-            " (name, type, description, metadata, environment, last_update)"
-            " values (%s, %s, %s, %s::jsonb, %s, %s) returning id",
-            (name, group_type, description, metadata, environment, last_update),
+            " (name, type, description, metadata, liquidity_filter, environment, last_update)"
+            " values (%s, %s, %s, %s::jsonb, %s::jsonb, %s, %s) returning id",
+            (name, group_type, description, metadata, liquidity, environment, last_update),
         ).fetchone()
         assert found is not None
         for symbol, weight, member_metadata in json.loads(members):
