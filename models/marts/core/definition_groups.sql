@@ -20,7 +20,8 @@
       5. publish_memberships     the membership diff (membership_diff_sql), the guard's membership
                                  half, delete / update / insert in group_memberships, change log,
                                  run log, stocks watermark
-      -  analyze                 fresh statistics for the analyst models that follow
+      -  analyze                 fresh statistics of the groups and their ledger for the models
+                                 that follow (group_memberships joins both)
     Then group_memberships, in its own transaction: steps 6 and 7, in
     models/marts/core/group_memberships.sql.
     Why hooks and not a custom materialization: docs/architecture.md.
@@ -39,6 +40,7 @@
             "{{ record_new_groups() }}",
             "{{ publish_memberships() }}",
             "analyze {{ this }}",
+            "analyze {{ ledger_groups_relation() }}",
         ],
     )
 }}
