@@ -209,14 +209,18 @@
     insert into {{ ledger_groups_relation() }}
         (group_id, environment, group_type, source_type, source_key, recorded_at)
     select
-        definition_groups.id, '{{ migration_environment() }}', desired_groups.type,
-        desired_groups.source_type, desired_groups.source_key, {{ run_timestamp() }}
+        definition_groups.id, '{{ migration_environment() }}', published_entries.group_type,
+        published_entries.cache_type, published_entries.entry_key, {{ run_timestamp() }}
     from {{ this }} as definition_groups
-    inner join {{ ref('int_definition_groups') }} as desired_groups
+    {#- the entries table, not the int_definition_groups view over it: joined to thousands of
+        new groups, the view's metadata was rebuilt per group (98 s at scale 100) #}
+    inner join {{ ref('int_group_entries') }} as published_entries
         on
-            definition_groups.type = desired_groups.type
-            and definition_groups.name = desired_groups.name
-            and definition_groups.metadata -> 'source' = desired_groups.metadata -> 'source'
+            published_entries.is_published
+            and definition_groups.type = published_entries.group_type
+            and definition_groups.name = published_entries.group_name
+            and definition_groups.metadata -> 'source' ->> 'type' = published_entries.cache_type
+            and definition_groups.metadata -> 'source' ->> 'key' = published_entries.entry_key
     where
         definition_groups.environment = '{{ migration_environment() }}'
         and definition_groups.created_at = {{ run_timestamp() }}
