@@ -1,6 +1,6 @@
 """backup / restore / rollback touch only the rows the migration wrote (its ledger), restore
 trusts nothing its checksum does not cover, and every failure leaves no change and no scratch
-schema behind (docs/design.md, "Operations")."""
+schema behind (docs/design.md §11)."""
 
 from __future__ import annotations
 

@@ -177,7 +177,8 @@ def test_a_name_another_writer_holds_is_a_name_collision_not_a_failed_run(
     module_copy: psycopg.Connection, dbt_project: DbtProject
 ):
     conn = module_copy
-    theirs = _insert_group(conn, "ARKK", "ETF", None)
+    # a provenance-like metadata that names no entry of this cache: still theirs
+    theirs = _insert_group(conn, "ARKK", "ETF", '{"source": {"type": "manual", "key": "ARKK"}}')
     before = _row_versions(conn, [theirs], [])
     entry = LegacyCache(conn).add("etf_holdings", "ARKK", "ARK Innovation", {"holdings": ["TSLA"]})
 

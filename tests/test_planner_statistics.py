@@ -76,10 +76,11 @@ def _conninfo(settings: dict[str, str]) -> dict[str, str]:
 
 def _has_statistics(conn: psycopg.Connection, relation: Relation) -> bool:
     """ANALYZE (or VACUUM) has run: reltuples is -1 on a table neither ever read, and an
-    analyzed table with rows has column statistics."""
+    analyzed table with rows has column statistics.  An empty table needs none (the planner
+    reads its size, 0 pages, from the file)."""
     row = conn.execute(
-        "select c.reltuples >= 0 and (c.reltuples = 0 or exists ("
-        "  select from pg_stats s where s.schemaname = n.nspname and s.tablename = c.relname))"
+        "select pg_relation_size(c.oid) = 0 or (c.reltuples >= 0 and (c.reltuples = 0 or exists ("
+        "  select from pg_stats s where s.schemaname = n.nspname and s.tablename = c.relname)))"
         " from pg_class c join pg_namespace n on n.oid = c.relnamespace"
         " where n.nspname = %s and c.relname = %s",
         (relation.schema, relation.name),
@@ -92,14 +93,23 @@ def plan_cost(conn: psycopg.Connection, query: str) -> float:
     return float(plan[0]["Plan"]["Total Cost"])
 
 
+# The ledger (macros/run_state/ledger.sql) is read through macros as well as refs: every model
+# from the table it records onwards reads it, whatever its manifest says.
+LEDGER_READERS = {
+    "migration_ledger_groups": "model.sprint59_migration.definition_groups",
+    "migration_ledger_memberships": "model.sprint59_migration.group_memberships",
+}
+
+
 def _table_like_parents(manifest: Any) -> dict[str, list[Relation]]:
-    """Each table-like model and the table-like models it reads (views have no statistics)."""
+    """Each table-like model and the tables it reads: its table-like parent models (views
+    have no statistics), and the ledger's tables from the model whose rows they record on."""
     models = {
         unique_id: node
         for unique_id, node in manifest.nodes.items()
         if node.resource_type == "model" and node.config.materialized in TABLE_LIKE
     }
-    return {
+    parents = {
         unique_id: [
             Relation(models[parent].schema, models[parent].alias)
             for parent in node.depends_on.nodes
@@ -107,6 +117,22 @@ def _table_like_parents(manifest: Any) -> dict[str, list[Relation]]:
         ]
         for unique_id, node in models.items()
     }
+    for table, recorded_by in LEDGER_READERS.items():
+        ledger = Relation(models[recorded_by].schema, table)
+        for unique_id in _descendants(manifest, recorded_by) & parents.keys():
+            parents[unique_id].append(ledger)
+    return parents
+
+
+def _descendants(manifest: Any, unique_id: str) -> set[str]:
+    """The node and every node downstream of it."""
+    found, todo = {unique_id}, [unique_id]
+    while todo:
+        for child in manifest.child_map.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
 
 
 @pytest.fixture

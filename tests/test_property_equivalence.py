@@ -10,12 +10,18 @@ misspelt environment; sectors and last_updated stamps changed; and the hostile a
 `wide_changes`: in-place UPDATEs of key, type and environment of any entry, stock_metadata
 included; deletes and re-inserts; the two entries that contest the name `etf_late`, in
 either arrival order; rows a legacy script inserts into the two tables; universes with
-several member lists; and any JSON, hypothesis's recursive strategy, in any field), then
+several member lists; any JSON, hypothesis's recursive strategy, in any field; and other
+writers in the two tables: a migrated group copied under another name with its provenance
+and members, a migrated group's description and metadata edited by hand, another writer's
+groups and members updated, added and deleted), then
 runs one incremental `dbt build` of DEFAULT or PROD -- one step in four with
 `--full-refresh` -- of the two tables, the models upstream of them and of the singular
 tests, and those tests: the reconciliation identity, both directions, among them
 (support/equivalence.py, STEP_ARGS) -- and checks it against a fresh build of the same
-cache (and the same legacy rows) on an empty database, and against tests/support/parity.py.
+cache (and the same rows of other writers) on an empty database -- where the entry that holds
+the contested name is built first, since the holder keeps it whatever its cache row's
+stamps -- and against tests/support/parity.py; every row of another writer must be exactly
+as its writer left it (same row version).
 It also proves the membership history: after every step, the history models answer, as of
 each earlier step's publication time, exactly what the two tables held right after that step
 -- as a whole, and group by group and symbol by symbol through the SQL of `query --as-of`
@@ -64,6 +70,7 @@ from support.equivalence import (
     build_outcome,
     check_step,
     copy_project,
+    foreign_rows,
     other_environments,
     wide_changes,
 )
@@ -122,6 +129,7 @@ def machine_for(harness: Harness) -> type[RuleBasedStateMachine]:
             environment = ENVIRONMENTS[dbt_target]
             self.h.start_fresh_build(self.conn, dbt_target)  # runs beside the incremental build
             before = published(self.conn)
+            theirs = foreign_rows(self.conn)
             if full_refresh:
                 note("  (built with --full-refresh)")
             if build_outcome(self.h, dbt_target, full_refresh=full_refresh) == "guarded":
@@ -132,6 +140,7 @@ def machine_for(harness: Harness) -> type[RuleBasedStateMachine]:
                     dbt_target, variables={"allow_mass_delete": True}, full_refresh=full_refresh
                 )
             after = published(self.conn)
+            assert foreign_rows(self.conn) == theirs, "a build changed another writer's rows"
             assert other_environments(after, environment) == other_environments(
                 before, environment
             ), f"a {environment} run changed another environment's rows"

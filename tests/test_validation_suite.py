@@ -140,6 +140,34 @@ def test_sample_meets_the_spec_figures(dbt_project: DbtProject, tmp_path: Path):
     ]
 
 
+def test_other_writers_rows_are_reported_and_never_fail_the_counts_or_the_parity(
+    dbt_project: DbtProject, small_test_build: psycopg.Connection, tmp_path: Path
+):
+    conn = small_test_build
+    conn.execute(
+        "insert into public.definition_groups (name, type, environment, metadata)"
+        " values ('HANDMADE', 'ETF', 'TEST', '{\"source\": {\"type\": \"etf_holdings\","
+        ' "key": "HANDMADE"}}\')'
+    )
+    conn.execute(
+        "insert into public.group_memberships (group_id, symbol) select id, s"
+        " from public.definition_groups, unnest(array['AAPL', 'LEGX']) as s"
+        " where environment = 'TEST' and name in ('HANDMADE', 'SPY')"
+        " and (name, s) <> ('SPY', 'AAPL')"
+    )
+
+    report = _validate(dbt_project, tmp_path / "docs")
+
+    text = format_report(report)
+    assert report.data_success, text
+    assert report.check("etf_groups").observed == "3"
+    assert report.check("legacy_parity").observed == "0"
+    assert report.other_writers is not None
+    assert (report.other_writers.groups, report.other_writers.memberships) == (1, 3)
+    assert "Other writers: 1 groups and 3 memberships" in text
+    assert "member LEGX of ETF SPY" in text
+
+
 # --- on broken data -------------------------------------------------------------------------
 
 

@@ -1,5 +1,5 @@
 """The migration's ledger: which rows of definition_groups / group_memberships the migration
-wrote, and so which rows backup, restore and rollback may touch (docs/design.md, §10).
+wrote, and so which rows backup, restore and rollback may touch (docs/design.md, §10 and §11).
 
 The build records every group and membership it inserts in ``<schema>.migration_ledger_groups``
 and ``<schema>.migration_ledger_memberships``, next to the two tables.  A row whose id is not

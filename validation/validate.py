@@ -47,6 +47,7 @@ from validation.validate_queries import (
     Relations,
     check_relations_exist,
     measure_queries,
+    other_writers,
     relations_of,
     statement_for_gx,
     timings_frame,
@@ -458,6 +459,7 @@ def run_validation(
         say(f"tables: {tables.found_by}")
         relations = relations_of(tables, database)
         check_relations_exist(conn, relations, target, tables)
+        others = other_writers(conn, relations, environment)
         server = f"PostgreSQL {conn.info.parameter_status('server_version') or '?'}"
         started = time.perf_counter()
         load = load_average()
@@ -510,6 +512,7 @@ def run_validation(
         gx_was_loaded=gx_was_loaded,
         timings_mode=timings_mode,
         load_average=load,
+        other_writers=others,
     )
 
 

@@ -32,16 +32,23 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Relations:
-    """The four relations the suite reads."""
+    """The relations the suite reads: the two tables, the exceptions, the legacy cache, and
+    the ledger of the rows the migration wrote (beside the two tables)."""
 
     groups: Relation
     memberships: Relation
     exceptions: Relation
     cache: Relation
+    ledger_groups: Relation
+    ledger_memberships: Relation
+
+
+LEDGER_GROUPS = "migration_ledger_groups"
+LEDGER_MEMBERSHIPS = "migration_ledger_memberships"
 
 
 def relations_of(tables: targets.Tables, database: str) -> Relations:
-    """The four relations the suite reads, where validation/targets.py found them."""
+    """The relations the suite reads, where validation/targets.py found them."""
 
     def relation(found: targets.Relation) -> Relation:
         return Relation(database, found.schema, found.name)
@@ -51,6 +58,8 @@ def relations_of(tables: targets.Tables, database: str) -> Relations:
         relation(tables.memberships),
         relation(tables.exceptions),
         relation(tables.cache),
+        Relation(database, tables.groups.schema, LEDGER_GROUPS),
+        Relation(database, tables.groups.schema, LEDGER_MEMBERSHIPS),
     )
 
 
@@ -58,7 +67,7 @@ def check_relations_exist(
     conn: psycopg.Connection[Any], relations: Relations, target: str, tables: targets.Tables
 ) -> None:
     database = relations.groups.database
-    for key in ("groups", "memberships", "exceptions", "cache"):
+    for key in ("groups", "memberships", "exceptions", "cache", "ledger_groups"):
         relation: Relation = getattr(relations, key)
         row = conn.execute(
             "select to_regclass(%s)", (relation.identifier().as_string(conn),)
@@ -70,6 +79,12 @@ def check_relations_exist(
                     "cache_entries (python -m validation load-sample) and run "
                     f"dbt build --target {target}."
                 )
+            if key == "ledger_groups":
+                raise UserFacingError(
+                    f"{relation}, the record of the rows the migration wrote, does not exist "
+                    f"in {database}: the tables were built by an earlier release; run "
+                    f"dbt build --target {target} once with this one (it keeps every id)."
+                )
             raise UserFacingError(
                 f"Table {relation} does not exist in {database}{tables.looked_in()}; "
                 f"run dbt build --target {target} first."
@@ -78,31 +93,40 @@ def check_relations_exist(
 
 # --- the suite's SQL --------------------------------------------------------------------------
 # Templates for psycopg.sql: {groups}, {memberships}, {exceptions}, {cache} are the manifest's
-# relations, {environment} the environment (a parameter when timed, a literal for GX) and {batch}
-# the relation GX validates (Great Expectations substitutes it itself).  No other braces, no "%".
+# relations, {ledger_groups} and {ledger_memberships} the ledger of the rows the migration wrote,
+# {environment} the environment (a parameter when timed, a literal for GX) and {batch} the
+# relation GX validates (Great Expectations substitutes it itself).  No other braces, no "%".
+# Counts and parity are about the migration's own rows (the ledger): other writers' rows in
+# the same tables are reported beside the result (other_writers), never counted.
 # GX aliases {batch} itself unless the query contains JOIN; then the query must alias it
 # ("{batch} as memberships"), which also reads right when psycopg puts the table name there.
 
 COUNTS_SQL = """
 select
-    (select count(*) from {groups} where environment = {environment} and type = 'ETF')
-        as etf_groups,
-    (select count(*) from {groups} where environment = {environment} and type = 'THEME')
-        as theme_groups,
-    (select count(*) from {groups} where environment = {environment} and type = 'SECTOR')
-        as sector_groups,
+    count(*) filter (where owned.type = 'ETF') as etf_groups,
+    count(*) filter (where owned.type = 'THEME') as theme_groups,
+    count(*) filter (where owned.type = 'SECTOR') as sector_groups,
     (
         select count(distinct m.symbol)
         from {memberships} as m
-        inner join {groups} as g on m.group_id = g.id
-        where g.environment = {environment}
+        inner join {ledger_memberships} as lm on m.id = lm.membership_id
+        inner join {ledger_groups} as l on m.group_id = l.group_id
+        where l.environment = {environment}
     ) as distinct_symbols,
     (
         select count(*)
         from {memberships} as m
+        inner join {ledger_memberships} as lm on m.id = lm.membership_id
         inner join {groups} as g on m.group_id = g.id
-        where g.environment = {environment} and g.type in ('ETF', 'THEME')
+        inner join {ledger_groups} as l on g.id = l.group_id
+        where l.environment = {environment} and g.type in ('ETF', 'THEME')
     ) as etf_theme_memberships
+from (
+    select g.type
+    from {groups} as g
+    inner join {ledger_groups} as l on g.id = l.group_id
+    where l.environment = {environment}
+) as owned
 """
 
 DUPLICATE_GROUPS_SQL = """
@@ -114,11 +138,12 @@ having count(*) > 1
 """
 
 EMPTY_GROUPS_SQL = """
-with batch_rows as (select * from {batch})
+with batch_rows as (select * from {batch} as groups)
 select g.type, g.name
 from batch_rows as g
+inner join {ledger_groups} as l on g.id = l.group_id
 where
-    g.environment = {environment}
+    l.environment = {environment}
     and g.type in ('ETF', 'THEME')
     and not exists (select 1 from {memberships} as m where m.group_id = g.id)
 """
@@ -204,10 +229,18 @@ legacy_members as (
     )
 ),
 migrated_members as (
-    select g.type as group_type, g.name as group_name, m.symbol
+    -- the members of the migration's groups; another writer's row counts where it holds a
+    -- listed symbol (the migration then writes none) and is otherwise only reported
+    select
+        g.type as group_type,
+        g.name as group_name,
+        m.symbol,
+        exists (select 1 from {ledger_memberships} as lm where lm.membership_id = m.id)
+            as is_owned
     from batch_rows as m
     inner join {groups} as g on m.group_id = g.id
-    where g.environment = {environment} and g.type in ('ETF', 'THEME')
+    inner join {ledger_groups} as l on g.id = l.group_id
+    where l.environment = {environment} and g.type in ('ETF', 'THEME')
 )
 select
     coalesce(l.group_type, n.group_type) as group_type,
@@ -220,7 +253,7 @@ select
 from legacy_members as l
 full join migrated_members as n
     on l.group_type = n.group_type and l.group_name = n.group_name and l.symbol = n.symbol
-where l.group_name is null or n.group_name is null
+where (l.group_name is null and n.is_owned) or n.group_name is null
 order by 2, 3
 """
 
@@ -252,6 +285,8 @@ def _names(relations: Relations) -> dict[str, sql.Composable]:
         "memberships": relations.memberships.identifier(),
         "exceptions": relations.exceptions.identifier(),
         "cache": relations.cache.identifier(),
+        "ledger_groups": relations.ledger_groups.identifier(),
+        "ledger_memberships": relations.ledger_memberships.identifier(),
     }
 
 
@@ -357,3 +392,69 @@ def timings_frame(timings: Iterable[QueryTiming], spec: ExpectationsFile) -> pd.
     frame["budget_p95_ms"] = frame["query"].map(spec.budgets_ms)
     frame["goal_p95_ms"] = frame["query"].map(spec.goals_ms)
     return frame
+
+
+# --- other writers ----------------------------------------------------------------------------
+
+OTHER_WRITERS_SQL = """
+with
+foreign_groups as (
+    select g.id, g.type, g.name
+    from {groups} as g
+    where
+        g.environment = {environment}
+        and not exists (select 1 from {ledger_groups} as l where l.group_id = g.id)
+),
+foreign_memberships as (
+    select m.id, g.type, g.name, m.symbol
+    from {memberships} as m
+    inner join {groups} as g on m.group_id = g.id
+    where
+        g.environment = {environment}
+        and not exists (select 1 from {ledger_memberships} as lm where lm.membership_id = m.id)
+)
+select
+    (select count(*) from foreign_groups) as groups,
+    (select count(*) from foreign_memberships) as memberships,
+    array(
+        select 'group ' || type || ' ' || name || ' (id ' || id || ')'
+        from foreign_groups order by id limit 3
+    ) as group_examples,
+    array(
+        select 'member ' || symbol || ' of ' || type || ' ' || name || ' (id ' || id || ')'
+        from foreign_memberships order by id limit 3
+    ) as membership_examples
+"""
+
+
+@dataclass(frozen=True)
+class OtherWriters:
+    """Rows of the environment that the migration did not write: kept, never validated."""
+
+    groups: int
+    memberships: int
+    examples: tuple[str, ...]
+
+    def summary(self) -> str:
+        if not (self.groups or self.memberships):
+            return "Other writers: none (every row of the environment is the migration's)."
+        shown = "; ".join(self.examples)
+        return (
+            f"Other writers: {self.groups:,} groups and {self.memberships:,} memberships of the "
+            f"environment are not the migration's (kept as written, not counted): {shown}"
+        )
+
+
+def other_writers(
+    conn: psycopg.Connection[Any], relations: Relations, environment: str
+) -> OtherWriters:
+    """What other writers hold in the environment: counts and a few examples."""
+    statement = sql.SQL(OTHER_WRITERS_SQL).format(
+        **_names(relations), environment=sql.Placeholder("environment")
+    )
+    row = conn.execute(statement, {"environment": environment}).fetchone()
+    assert row is not None
+    groups, memberships, group_examples, membership_examples = row
+    return OtherWriters(
+        int(groups), int(memberships), tuple(group_examples) + tuple(membership_examples)
+    )

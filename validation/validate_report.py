@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas as pd
 
+    from validation.validate_queries import OtherWriters
+
 EXIT_PASS, EXIT_DATA_FAILURE, EXIT_TIMING_FAILURE = 0, 1, 3
 
 
@@ -48,6 +50,7 @@ class ValidationReport:
     gx_was_loaded: bool = False  # great_expectations was already imported in this process
     timings_mode: str = "gate"
     load_average: tuple[float, float, float] | None = None  # of the machine, when timed
+    other_writers: OtherWriters | None = None  # rows of the environment the migration did not write
 
     @property
     def failures(self) -> tuple[CheckResult, ...]:
@@ -142,6 +145,7 @@ def format_report(report: ValidationReport) -> str:
         f"(target < {report.checkpoint_budget_seconds:g} s{', OVER' if over else ''}); "
         f"GX setup {report.setup_seconds:.2f} s; query timing {report.timing_seconds:.2f} s",
         f"Data Docs: {report.docs_index}",
+        *([report.other_writers.summary()] if report.other_writers else []),
         f"Result: {verdict} "
         f"({len(report.checks) - len(report.failures)} of {len(report.checks)} expectations met)",
     ]
@@ -227,6 +231,15 @@ def report_as_dict(report: ValidationReport) -> dict[str, Any]:
             "checkpoint": report.checkpoint_seconds,
         },
         "data_docs": str(report.docs_index),
+        "other_writers": (
+            {
+                "groups": report.other_writers.groups,
+                "memberships": report.other_writers.memberships,
+                "examples": list(report.other_writers.examples),
+            }
+            if report.other_writers
+            else None
+        ),
     }
 
 

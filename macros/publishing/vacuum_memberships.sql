@@ -32,7 +32,8 @@
 {% macro analyze_memberships() %}
     {#-
         Post-hook of group_memberships, in its transaction: the analyst models come next, and
-        a table without statistics makes the planner guess its size and spread (at scale 100,
+        a table without statistics (or its ledger's, which the history and the tests join)
+        makes the planner guess its size and spread (at scale 100,
         etf_overlap crossed every pair of ETFs before joining the memberships: estimated cost
         9e11 against 5e6, minutes against seconds).  ANALYZE samples the table, so it runs
         when the table has no statistics (the first build created it) or this run wrote at
@@ -43,7 +44,8 @@
         {%- set figures = run_query(membership_write_figures(this)).rows[0] -%}
     {%- endif -%}
     {%- if figures[1] -%}
-        analyze {{ this }}
+        analyze {{ this }};
+        analyze {{ ledger_memberships_relation() }}
     {%- else -%}
         select 1 /* statistics kept: this run wrote under 5 % of the memberships */
     {%- endif -%}

@@ -11,7 +11,7 @@
     - migration_ledger_memberships: every group_memberships id the migration inserted.
     - migration_ledger_environments: one row per environment whose ledger exists; a database
       built before the ledger gets it once, on the environment's first build after the
-      upgrade (adopt_previous_rows).
+      upgrade (adopt_previous_groups, adopt_previous_memberships).
 
     Every statement that deletes or updates rows of the two tables is limited to ledger rows;
     the publishing hooks write the ledger in the same transaction as the rows it records.
@@ -58,7 +58,7 @@
         environment varchar(10) primary key,
         started_at timestamp without time zone not null,
         adopted_groups integer not null,
-        adopted_memberships integer not null
+        adopted_memberships integer
     );
     comment on table {{ ledger_environments_relation() }} is
         'Environments whose ledger exists; adopted_* count the rows a build made before the ledger existed that it took over on upgrade.';
@@ -93,17 +93,18 @@
 {%- endmacro %}
 
 
-{% macro adopt_previous_rows() %}
+{% macro adopt_previous_groups() %}
     {#-
-        Pre-hook of definition_groups, before the guard: on the environment's first build since
-        the ledger exists, take over the rows an earlier release of this project built, known
-        by their metadata.source naming a current entry (for groups) and by a current source
-        element (for their memberships); at most one group per identity (the lowest id: a
-        copy made later is someone else's).  Every other row stays foreign.  Runs once per
-        environment: afterwards the ledger alone decides.
+        Pre-hook of int_group_entries (before any name is decided): on the environment's first
+        build since the ledger exists, take over the groups an earlier release of this project
+        built, known by their metadata.source naming an entry of the cache (type and key, as
+        the release recorded them), at most one per identity (the lowest id: a copy made later
+        is someone else's).  Every other row stays foreign.  Their memberships follow in
+        definition_groups' pre-hook (adopt_previous_memberships), once the desired members are
+        known.  Runs once per environment: afterwards the ledger alone decides.
     -#}
     {%- set environment = migration_environment() -%}
-    {%- set memberships = memberships_relation() -%}
+    {%- set groups = published_groups_relation() -%}
     {%- if not execute -%}
         {{ return('select 1') }}
     {%- endif -%}
@@ -113,7 +114,7 @@
     {%- if started > 0 -%}
         {{ return('select 1 /* the ledger of this environment exists */') }}
     {%- endif -%}
-    {%- if not is_incremental() -%}
+    {%- if groups is none -%}
         {{ return(
             "insert into " ~ ledger_environments_relation()
             ~ " (environment, started_at, adopted_groups, adopted_memberships)"
@@ -123,55 +124,78 @@
     with adopted_groups as (
         insert into {{ ledger_groups_relation() }}
             (group_id, environment, group_type, source_type, source_key, recorded_at)
-        select distinct on (desired_groups.type, desired_groups.source_type, desired_groups.source_key)
-            definition_groups.id, '{{ environment }}', desired_groups.type,
-            desired_groups.source_type, desired_groups.source_key, {{ run_timestamp() }}
-        from {{ this }} as definition_groups
-        inner join {{ ref('int_definition_groups') }} as desired_groups
+        select distinct on (entries.group_type, entries.cache_type, entries.entry_key)
+            definition_groups.id, '{{ environment }}', entries.group_type,
+            entries.cache_type, entries.entry_key, {{ run_timestamp() }}
+        from {{ groups }} as definition_groups
+        inner join {{ ref('int_group_entry_contents') }} as entries
             on
-                definition_groups.type = desired_groups.type
-                and definition_groups.metadata -> 'source' ->> 'type' = desired_groups.source_type
-                and definition_groups.metadata -> 'source' ->> 'key' = desired_groups.source_key
+                definition_groups.type = entries.group_type
+                and definition_groups.metadata -> 'source' ->> 'type' = entries.cache_type
+                and definition_groups.metadata -> 'source' ->> 'key' = entries.entry_key
         where
             definition_groups.environment = '{{ environment }}'
             and not exists (
                 select from {{ ledger_groups_relation() }} as ledger
                 where ledger.group_id = definition_groups.id
             )
-        order by
-            desired_groups.type, desired_groups.source_type, desired_groups.source_key,
-            definition_groups.id
+        order by entries.group_type, entries.cache_type, entries.entry_key, definition_groups.id
         on conflict do nothing
-        returning group_id, group_type, source_type, source_key
-    ),
+        returning group_id
+    )
 
-    adopted_memberships as (
+    insert into {{ ledger_environments_relation() }} (environment, started_at, adopted_groups, adopted_memberships)
+    select '{{ environment }}', {{ run_timestamp() }}, count(*), null
+    from adopted_groups
+{% endmacro %}
+
+
+{% macro adopt_previous_memberships() %}
+    {#-
+        Pre-hook of definition_groups, before the guard: the memberships of the groups
+        adopt_previous_groups took over that stand for a current source element (a member
+        another writer added to such a group stays theirs).  Once: the environment's row in
+        migration_ledger_environments then holds the count.
+    -#}
+    {%- set environment = migration_environment() -%}
+    {%- set memberships = memberships_relation() -%}
+    {%- if not execute -%}
+        {{ return('select 1') }}
+    {%- endif -%}
+    {%- set pending = run_query(
+        "select count(*) from " ~ ledger_environments_relation()
+        ~ " where environment = '" ~ environment ~ "' and adopted_memberships is null"
+    ).columns[0].values()[0] | int -%}
+    {%- if pending == 0 -%}
+        {{ return('select 1 /* no adopted group waits for its memberships */') }}
+    {%- endif %}
+    with adopted_memberships as (
         {%- if memberships is none %}
         select null::integer as membership_id where false
         {%- else %}
         insert into {{ ledger_memberships_relation() }} (membership_id, group_id, recorded_at)
         select group_memberships.id, group_memberships.group_id, {{ run_timestamp() }}
-        from adopted_groups
+        from {{ ledger_groups_relation() }} as ledger_groups
         inner join {{ memberships }} as group_memberships
-            on adopted_groups.group_id = group_memberships.group_id
-        where exists (
-            select from {{ ref('int_group_memberships') }} as desired_memberships
-            where
-                desired_memberships.group_type = adopted_groups.group_type
-                and desired_memberships.source_type = adopted_groups.source_type
-                and desired_memberships.source_key = adopted_groups.source_key
-                and desired_memberships.symbol = group_memberships.symbol
-        )
+            on ledger_groups.group_id = group_memberships.group_id
+        where
+            ledger_groups.environment = '{{ environment }}'
+            and exists (
+                select from {{ ref('int_group_memberships') }} as desired_memberships
+                where
+                    desired_memberships.group_type = ledger_groups.group_type
+                    and desired_memberships.source_type = ledger_groups.source_type
+                    and desired_memberships.source_key = ledger_groups.source_key
+                    and desired_memberships.symbol = group_memberships.symbol
+            )
         on conflict do nothing
         returning membership_id
         {%- endif %}
     )
 
-    insert into {{ ledger_environments_relation() }} (environment, started_at, adopted_groups, adopted_memberships)
-    select
-        '{{ environment }}', {{ run_timestamp() }},
-        (select count(*) from adopted_groups),
-        (select count(*) from adopted_memberships)
+    update {{ ledger_environments_relation() }}
+    set adopted_memberships = (select count(*) from adopted_memberships)
+    where environment = '{{ environment }}'
 {% endmacro %}
 
 
@@ -185,14 +209,18 @@
     insert into {{ ledger_groups_relation() }}
         (group_id, environment, group_type, source_type, source_key, recorded_at)
     select
-        definition_groups.id, '{{ migration_environment() }}', desired_groups.type,
-        desired_groups.source_type, desired_groups.source_key, {{ run_timestamp() }}
+        definition_groups.id, '{{ migration_environment() }}', published_entries.group_type,
+        published_entries.cache_type, published_entries.entry_key, {{ run_timestamp() }}
     from {{ this }} as definition_groups
-    inner join {{ ref('int_definition_groups') }} as desired_groups
+    {#- the entries table, not the int_definition_groups view over it: joined to thousands of
+        new groups, the view's metadata was rebuilt per group (98 s at scale 100) #}
+    inner join {{ ref('int_group_entries') }} as published_entries
         on
-            definition_groups.type = desired_groups.type
-            and definition_groups.name = desired_groups.name
-            and definition_groups.metadata -> 'source' = desired_groups.metadata -> 'source'
+            published_entries.is_published
+            and definition_groups.type = published_entries.group_type
+            and definition_groups.name = published_entries.group_name
+            and definition_groups.metadata -> 'source' ->> 'type' = published_entries.cache_type
+            and definition_groups.metadata -> 'source' ->> 'key' = published_entries.entry_key
     where
         definition_groups.environment = '{{ migration_environment() }}'
         and definition_groups.created_at = {{ run_timestamp() }}

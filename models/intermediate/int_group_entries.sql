@@ -16,6 +16,8 @@
     another writer holds.  The table is found with published_groups_relation (a ref would be
     a cycle: it is downstream); the ledger through its staging model.
 -#}
+{#- a database built before the ledger: it takes over that release's groups first -#}
+{{ config(pre_hook="{{ adopt_previous_groups() }}") }}
 {%- set environment = migration_environment() -%}
 {%- set published_groups = published_groups_relation() -%}
 

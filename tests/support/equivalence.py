@@ -659,6 +659,129 @@ class LegacyGroupRow(Change):
         return f"legacy script inserts {self.group_type} {self.name!r} ({self.environment})"
 
 
+# --- other writers (docs/design.md §10): they change the two tables between runs -------------
+
+OWNED_GROUPS_SQL = """
+select g.id, g.name, g.type, g.environment from public.definition_groups g
+where exists (select from public.migration_ledger_groups l where l.group_id = g.id)
+order by g.id
+"""
+FOREIGN_GROUPS_SQL = """
+select g.id, g.name, g.type, g.environment from public.definition_groups g
+where not exists (select from public.migration_ledger_groups l where l.group_id = g.id)
+order by g.id
+"""
+FOREIGN_MEMBERSHIPS_SQL = """
+select m.id, m.symbol, g.name from public.group_memberships m
+join public.definition_groups g on g.id = m.group_id
+where not exists (select from public.migration_ledger_memberships l where l.membership_id = m.id)
+order by m.id
+"""
+
+
+def _picked(conn: psycopg.Connection, query: str, pick: int) -> tuple[Any, ...] | None:
+    rows = conn.execute(query).fetchall()
+    return rows[pick % len(rows)] if rows else None
+
+
+@dataclass(frozen=True)
+class CopyGroup(Change):
+    """Another writer copies a migrated group under another name, metadata (and so its
+    provenance, metadata.source) and members included."""
+
+    pick: int
+
+    def apply(self, source: Source) -> str:
+        found = _picked(source.conn, OWNED_GROUPS_SQL, self.pick)
+        if found is None:
+            return "no group to copy"
+        group_id, name, group_type, environment = found
+        copy_name = f"{name[:95]}_copy"
+        try:
+            with source.conn.transaction():
+                (copy_id,) = source.conn.execute(  # type: ignore[misc]
+                    "insert into public.definition_groups"
+                    " (name, type, description, metadata, liquidity_filter, environment)"
+                    " select %s, type, 'a copy', metadata, liquidity_filter, environment"
+                    " from public.definition_groups where id = %s returning id",
+                    (copy_name, group_id),
+                ).fetchone()
+                source.conn.execute(
+                    "insert into public.group_memberships (group_id, symbol, weight, metadata)"
+                    " select %s, symbol, weight, metadata from public.group_memberships"
+                    " where group_id = %s",
+                    (copy_id, group_id),
+                )
+        except psycopg.errors.UniqueViolation:
+            return f"copy of {group_type} {name!r} not made (name taken)"
+        return f"another writer copies {group_type} {name!r} ({environment}) as {copy_name!r}"
+
+
+@dataclass(frozen=True)
+class EditMigratedGroup(Change):
+    """Another writer edits a migrated group's description and metadata in place (the next
+    build of its environment puts them back)."""
+
+    pick: int
+
+    def apply(self, source: Source) -> str:
+        found = _picked(source.conn, OWNED_GROUPS_SQL, self.pick)
+        if found is None:
+            return "no group to edit"
+        group_id, name, group_type, environment = found
+        source.conn.execute(
+            "update public.definition_groups set description = 'fixed by hand',"
+            ' metadata = metadata || \'{"note": "by hand"}\' where id = %s',
+            (group_id,),
+        )
+        return f"another writer edits {group_type} {name!r} ({environment})"
+
+
+@dataclass(frozen=True)
+class ChangeForeignRows(Change):
+    """Another writer changes its own rows: updates or deletes one of its groups, adds a
+    member to it, reweights or deletes one of its memberships."""
+
+    pick: int
+    action: str  # "update group", "delete group", "add member", "reweight member", "drop member"
+
+    def apply(self, source: Source) -> str:
+        member = self.action.endswith("member") and self.action != "add member"
+        found = _picked(
+            source.conn, FOREIGN_MEMBERSHIPS_SQL if member else FOREIGN_GROUPS_SQL, self.pick
+        )
+        if found is None:
+            return f"nothing of another writer's to {self.action}"
+        row_id, name = found[0], found[1]
+        statement = {
+            "update group": "update public.definition_groups"
+            " set description = 'updated by its writer' where id = %s",
+            "delete group": "delete from public.definition_groups where id = %s",
+            "add member": "insert into public.group_memberships (group_id, symbol)"
+            " values (%s, 'LEGX') on conflict do nothing",
+            "reweight member": "update public.group_memberships set weight = 0.25 where id = %s",
+            "drop member": "delete from public.group_memberships where id = %s",
+        }[self.action]
+        source.conn.execute(statement, (row_id,))
+        return f"another writer: {self.action} ({name!r})"
+
+
+def other_writers() -> st.SearchStrategy[Change]:
+    """What other writers do to the two tables between runs."""
+    picks = st.integers(min_value=0, max_value=40)
+    return st.one_of(
+        st.builds(CopyGroup, pick=picks),
+        st.builds(EditMigratedGroup, pick=picks),
+        st.builds(
+            ChangeForeignRows,
+            pick=picks,
+            action=st.sampled_from(
+                ["update group", "delete group", "add member", "reweight member", "drop member"]
+            ),
+        ),
+    )
+
+
 def json_values() -> st.SearchStrategy[Any]:
     """Any JSON PostgreSQL can store (no NUL, no lone surrogate), small."""
     text = st.text(
@@ -756,6 +879,7 @@ def wide_changes() -> st.SearchStrategy[Change]:
             group_type=st.sampled_from(["ETF", "CUSTOM", "SECTOR"]),
             environment=environments,
         ),
+        other_writers(),
     )
     return st.one_of(changes(), hostile)
 
@@ -894,6 +1018,34 @@ def cache_content(conn: psycopg.Connection, environment: str) -> tuple[tuple[Any
     )
 
 
+def contested_name_holder(
+    conn: psycopg.Connection, environment: str
+) -> tuple[tuple[Any, ...], ...]:
+    """The cache rows (as cache_content gives them) of the entry whose group holds the name
+    the alphabet contests (ContestName: CUSTOM `etf_late`) now, when its rival is in the
+    cache too: the holder keeps the name through its loader's delete and re-insert, which a
+    build from nothing cannot know."""
+    return tuple(
+        conn.execute(
+            "select c.type, c.name, c.key, c.value::text, c.environment, c.description,"
+            " c.created_at, c.updated_at from public.cache_entries c"
+            " join public.migration_ledger_groups l"
+            "   on l.source_type = lower(btrim(c.type, E' \\t\\r\\n')) and l.source_key = c.key"
+            " join public.definition_groups g on g.id = l.group_id"
+            " where g.type = 'CUSTOM' and g.name = 'etf_late' and l.environment = %s"
+            " and g.environment = %s"
+            " and upper(btrim(c.environment, E' \\t\\r\\n')) = %s"
+            " and (select count(distinct (lower(btrim(r.type, E' \\t\\r\\n')), r.key))"
+            "      from public.cache_entries r"
+            "      where (lower(btrim(r.type, E' \\t\\r\\n')), r.key)"
+            "        in (('etf_universe', 'late'), ('stock_universe', 'etf_late'))"
+            "      and upper(btrim(r.environment, E' \\t\\r\\n')) = %s) = 2"
+            " order by c.id",
+            (environment, environment, environment, environment),
+        ).fetchall()
+    )
+
+
 def copy_cache(rows: Iterable[tuple[Any, ...]], conn: psycopg.Connection) -> None:
     """Give a database exactly these cache rows (as cache_content returns them)."""
     ensure_table(conn)
@@ -908,31 +1060,47 @@ def copy_cache(rows: Iterable[tuple[Any, ...]], conn: psycopg.Connection) -> Non
 
 
 LEGACY_ROWS_SQL = """
-select g.name, g.type, g.description, g.metadata::text, g.environment, g.last_update,
+select g.name, g.type, g.description, g.metadata::text, g.liquidity_filter::text,
+       g.environment, g.last_update,
        coalesce((select json_agg(json_build_array(m.symbol, m.weight, m.metadata)
                                  order by m.symbol)::text
                  from public.group_memberships m where m.group_id = g.id), '[]')
 from public.definition_groups g
-where not coalesce(g.metadata -> 'source' ->> 'type' is not null
-                   and g.metadata -> 'source' ->> 'key' is not null, false)
+where not exists (select from public.migration_ledger_groups l where l.group_id = g.id)
 order by g.id
 """
 
+FOREIGN_ROWS_SQL = """
+select 'group', g.id, g::text, g.xmin::text from public.definition_groups g
+where not exists (select from public.migration_ledger_groups l where l.group_id = g.id)
+union all
+select 'membership', m.id, m::text, m.xmin::text from public.group_memberships m
+where not exists (select from public.migration_ledger_memberships l where l.membership_id = m.id)
+order by 1, 2
+"""
+
+
+def foreign_rows(conn: psycopg.Connection) -> tuple[tuple[Any, ...], ...]:
+    """Every row of the two tables another writer wrote (not in the ledger), with its row
+    version: a build must leave each exactly as its writer left it."""
+    return tuple(conn.execute(FOREIGN_ROWS_SQL).fetchall())
+
 
 def legacy_rows(conn: psycopg.Connection) -> tuple[tuple[Any, ...], ...]:
-    """The rows a legacy script put into the two tables (groups without metadata.source),
-    with the last_update the column's default gave them (a reference copies it: the
-    migration never writes these rows, so theirs must match to the microsecond)."""
+    """The groups other writers put into the two tables (not in the migration's ledger, with
+    their members), with the last_update the column's default gave them (a reference copies
+    it: the migration never writes these rows, so theirs must match to the microsecond)."""
     return tuple(conn.execute(LEGACY_ROWS_SQL).fetchall())
 
 
 def insert_legacy_rows(conn: psycopg.Connection, rows: Iterable[tuple[Any, ...]]) -> None:
-    for name, group_type, description, metadata, environment, last_update, members in rows:
+    for row in rows:
+        name, group_type, description, metadata, liquidity, environment, last_update, members = row
         found = conn.execute(
             "insert into public.definition_groups"
-            " (name, type, description, metadata, environment, last_update)"
-            " values (%s, %s, %s, %s::jsonb, %s, %s) returning id",
-            (name, group_type, description, metadata, environment, last_update),
+            " (name, type, description, metadata, liquidity_filter, environment, last_update)"
+            " values (%s, %s, %s, %s::jsonb, %s::jsonb, %s, %s) returning id",
+            (name, group_type, description, metadata, liquidity, environment, last_update),
         ).fetchone()
         assert found is not None
         for symbol, weight, member_metadata in json.loads(members):
@@ -963,10 +1131,14 @@ def fresh_build(
     target: str,
     rows: Iterable[tuple[Any, ...]],
     legacy: tuple[tuple[Any, ...], ...] = (),
+    holders: tuple[tuple[Any, ...], ...] = (),
 ) -> Published:
     """Build the two tables from nothing, for one target, on a copy of the database that
-    create_seeded_database made.  Rows a legacy script inserted into the tables are there
-    first (a build of an empty cache creates the tables for them)."""
+    create_seeded_database made.  Rows other writers put into the tables are there first (a
+    build of an empty cache creates the tables for them).  ``holders``: the cache rows of the
+    entry whose group holds the contested name now; a first build of them alone gives them
+    the name, as the tables under test had it before the step (the current holder keeps a
+    contested name, whatever its cache row's stamps: docs/design.md §2)."""
     name = project.settings["PGDATABASE"]
     pg_server.clone_database(seeded_name(name), name)
     with connect(project.settings) as conn:
@@ -974,6 +1146,9 @@ def fresh_build(
             copy_cache((), conn)
             project.build(target, args=REFERENCE_ARGS)
             insert_legacy_rows(conn, legacy)
+        if holders:
+            copy_cache(holders, conn)
+            project.build(target, args=REFERENCE_ARGS)
         copy_cache(rows, conn)
         project.build(target, args=REFERENCE_ARGS)
         return published(conn)
@@ -992,9 +1167,9 @@ def _reference_worker(
     create_seeded_database(pg_server, dbt)
     pipe.send(("ready", None))
     while (message := pipe.recv()) is not None:
-        target, rows, legacy = message
+        target, rows, legacy, holders = message
         try:
-            pipe.send(("ok", fresh_build(pg_server, dbt, target, rows, legacy)))
+            pipe.send(("ok", fresh_build(pg_server, dbt, target, rows, legacy, holders)))
         except Exception as exc:
             pipe.send(("error", f"{type(exc).__name__}: {exc}"))
 
@@ -1020,11 +1195,12 @@ class ReferenceWorker:
         target: str,
         rows: tuple[tuple[Any, ...], ...],
         legacy: tuple[tuple[Any, ...], ...] = (),
+        holders: tuple[tuple[Any, ...], ...] = (),
     ) -> None:
         if not self.ready:
             self._receive()
             self.ready = True
-        self.pipe.send((target, rows, legacy))
+        self.pipe.send((target, rows, legacy, holders))
 
     def result(self) -> Published:
         return self._receive()
@@ -1117,17 +1293,23 @@ class Harness:
 
     def start_fresh_build(self, conn: psycopg.Connection, target: str) -> None:
         """Start (in the worker) what a first build on an empty database makes of this cache."""
-        key = (target, cache_content(conn, ENVIRONMENTS[target]), legacy_rows(conn))
+        environment = ENVIRONMENTS[target]
+        key = (
+            target,
+            cache_content(conn, environment),
+            legacy_rows(conn),
+            contested_name_holder(conn, environment),
+        )
         self.pending = key
         if key not in self.references:
             self.reference_builds += 1
             if self.worker is not None:
-                self.worker.submit(target, key[1], key[2])
+                self.worker.submit(target, key[1], key[2], key[3])
                 self.references[key] = None  # type: ignore[assignment]
             else:
                 assert self.local_reference is not None
                 self.references[key] = fresh_build(
-                    self.pg_server, self.local_reference, target, key[1], key[2]
+                    self.pg_server, self.local_reference, target, key[1], key[2], key[3]
                 )
 
     def fresh_build(self) -> Published:

@@ -29,7 +29,7 @@ def tables_state(conn: psycopg.Connection, state: Published | None = None) -> Hi
     history's terms: the groups the migration built (the history leaves out rows a legacy
     script inserted)."""
     state = published(conn) if state is None else state
-    # a group's content starts with its name (legacy_cache.GROUP_STATE_SQL)
+    # a group's content starts with its name (legacy_cache._group_state_sql)
     groups = {key: content[0] for key, content in state.groups.items() if key[2] is not None}
     memberships = {
         key: (groups[key[:4]], weight, _position(metadata))

@@ -183,8 +183,13 @@ def small_cache(cache: LegacyCache, environment: str = "DEFAULT") -> LegacyCache
 
 # --- reading what was published -------------------------------------------------------------
 
-# A group's identity: its source (type, key); a row no cache entry built (a legacy script's
-# insert, without metadata.source) by its name instead.
+# A group's identity: the entry the migration built it for, as its ledger recorded it
+# (docs/design.md §10); another writer's row (not in the ledger) by its name instead.  A
+# database built before the ledger (an earlier main, in the upgrade test) has none yet:
+# there, the rows whose metadata.source names a type and key, as that release decided.
+_LEDGER_SOURCE_TYPE = "l.source_type"
+_LEDGER_SOURCE_KEY = "coalesce(l.source_key, 'legacy row: ' || {g}name)"
+_LEDGER_JOIN = " left join public.migration_ledger_groups l on l.group_id = {g}id"
 _IS_MIGRATED = (
     "coalesce({g}metadata -> 'source' ->> 'type' is not null"
     " and {g}metadata -> 'source' ->> 'key' is not null, false)"
@@ -195,17 +200,38 @@ _SOURCE_KEY = (
     " else 'legacy row: ' || {g}name end"
 )
 
-GROUP_STATE_SQL = f"""
-select environment, type, {_SOURCE_TYPE.format(g="")}, {_SOURCE_KEY.format(g="")},
-       id, name, description, metadata, liquidity_filter, last_update, created_at, updated_at
-from public.definition_groups
+
+def _group_state_sql(ledger: bool) -> str:
+    source_type, source_key = (
+        (_LEDGER_SOURCE_TYPE, _LEDGER_SOURCE_KEY.format(g="g."))
+        if ledger
+        else (_SOURCE_TYPE.format(g="g."), _SOURCE_KEY.format(g="g."))
+    )
+    return f"""
+select g.environment, g.type, {source_type}, {source_key},
+       g.id, g.name, g.description, g.metadata, g.liquidity_filter, g.last_update,
+       g.created_at, g.updated_at
+from public.definition_groups g{_LEDGER_JOIN.format(g="g.") if ledger else ""}
 """
 
-MEMBERSHIP_STATE_SQL = f"""
-select g.environment, g.type, {_SOURCE_TYPE.format(g="g.")}, {_SOURCE_KEY.format(g="g.")},
+
+def _membership_state_sql(ledger: bool) -> str:
+    source_type, source_key = (
+        (_LEDGER_SOURCE_TYPE, _LEDGER_SOURCE_KEY.format(g="g."))
+        if ledger
+        else (_SOURCE_TYPE.format(g="g."), _SOURCE_KEY.format(g="g."))
+    )
+    return f"""
+select g.environment, g.type, {source_type}, {source_key},
        m.symbol, m.id, m.weight, m.metadata, m.added_at, m.updated_at
 from public.group_memberships m join public.definition_groups g on g.id = m.group_id
+{_LEDGER_JOIN.format(g="g.") if ledger else ""}
 """
+
+
+def has_ledger(conn: psycopg.Connection) -> bool:
+    row = conn.execute("select to_regclass('public.migration_ledger_groups')").fetchone()
+    return row is not None and row[0] is not None
 
 
 @dataclass(frozen=True)
@@ -220,9 +246,10 @@ class Published:
 
 
 def published(conn: psycopg.Connection) -> Published:
+    ledger = has_ledger(conn)
     groups, group_ids, stamps = {}, {}, {}
     for env, gtype, stype, skey, gid, *content, created, updated in conn.execute(
-        GROUP_STATE_SQL
+        _group_state_sql(ledger)
     ).fetchall():
         identity = (env, gtype, stype, skey)
         groups[identity] = tuple(content)
@@ -230,7 +257,7 @@ def published(conn: psycopg.Connection) -> Published:
         stamps[("group", *identity)] = (created, updated)
     memberships, membership_ids = {}, {}
     for env, gtype, stype, skey, symbol, mid, weight, metadata, added, updated in conn.execute(
-        MEMBERSHIP_STATE_SQL
+        _membership_state_sql(ledger)
     ).fetchall():
         identity = (env, gtype, stype, skey, symbol)
         memberships[identity] = (weight, metadata)

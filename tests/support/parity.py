@@ -171,16 +171,18 @@ from (
 where upper(btrim(environment, E' \\t\\r\\n')) = %s and cache_type = any(%s)
 """
 
+# the groups and memberships the migration wrote: its ledger (docs/design.md §10)
 GROUPS_SQL = """
-select id, type, name, metadata -> 'source' ->> 'type', metadata -> 'source' ->> 'key',
-       metadata -> 'source' ->> 'checksum'
-from {groups}
-where environment = %s and type in ('ETF', 'THEME', 'CUSTOM') and metadata ? 'source'
+select g.id, g.type, g.name, l.source_type, l.source_key, g.metadata -> 'source' ->> 'checksum'
+from {groups} as g
+join {ledger_groups} as l on l.group_id = g.id
+where l.environment = %s and g.type in ('ETF', 'THEME', 'CUSTOM')
 """
 
 MEMBERS_SQL = """
-select group_id, symbol, weight, metadata from {memberships}
-where group_id = any(%s)
+select m.group_id, m.symbol, m.weight, m.metadata from {memberships} as m
+join {ledger_memberships} as l on l.membership_id = m.id
+where m.group_id = any(%s)
 """
 
 EXCEPTIONS_SQL = """
@@ -204,6 +206,8 @@ def parity_report(
         "groups": sql.Identifier(schema, "definition_groups"),
         "memberships": sql.Identifier(schema, "group_memberships"),
         "exceptions": sql.Identifier(operations, "migration_exceptions"),
+        "ledger_groups": sql.Identifier(schema, "migration_ledger_groups"),
+        "ledger_memberships": sql.Identifier(schema, "migration_ledger_memberships"),
     }
     legacy: dict[tuple[str, str], list[tuple[Any, ...]]] = {}
     for row in conn.execute(

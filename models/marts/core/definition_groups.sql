@@ -7,8 +7,9 @@
     In this model's transaction, in order (one macro file each, under macros/publishing/):
       1. serialize_mart_writes   the marts' advisory lock: one writer at a time
       2. the id sequences, created when missing (ids as SERIAL would give them)
-      3. adopt_previous_rows     once per environment: the ledger takes over what an earlier
-                                 release built (macros/run_state/ledger.sql)
+      3. adopt_previous_memberships  once per environment: the ledger takes over the members
+                                 an earlier release built (its groups: int_group_entries'
+                                 pre-hook; macros/run_state/ledger.sql)
          guard_mass_delete       refuse a run that would delete too many groups (nothing written yet)
       4. delete_removed_groups   open the run log row; delete groups whose entry left (memberships
                                  by ON DELETE CASCADE); log them in migration_change_log
@@ -19,7 +20,8 @@
       5. publish_memberships     the membership diff (membership_diff_sql), the guard's membership
                                  half, delete / update / insert in group_memberships, change log,
                                  run log, stocks watermark
-      -  analyze                 fresh statistics for the analyst models that follow
+      -  analyze                 fresh statistics of the groups and their ledger for the models
+                                 that follow (group_memberships joins both)
     Then group_memberships, in its own transaction: steps 6 and 7, in
     models/marts/core/group_memberships.sql.
     Why hooks and not a custom materialization: docs/architecture.md.
@@ -30,7 +32,7 @@
             "{{ serialize_mart_writes() }}",
             "create sequence if not exists {{ this.schema }}.definition_groups_id_seq",
             "create sequence if not exists {{ this.schema }}.group_memberships_id_seq",
-            "{{ adopt_previous_rows() }}",
+            "{{ adopt_previous_memberships() }}",
             "{{ guard_mass_delete() }}",
             "{{ delete_removed_groups() }}",
         ],
@@ -38,6 +40,7 @@
             "{{ record_new_groups() }}",
             "{{ publish_memberships() }}",
             "analyze {{ this }}",
+            "analyze {{ ledger_groups_relation() }}",
         ],
     )
 }}
