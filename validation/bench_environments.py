@@ -142,7 +142,7 @@ def render(report: Mapping[str, Any]) -> str:
             "",
             f"Generated {report['generated_at']} by `{report['command']}` "
             "(`make bench` runs it after the main benchmark). Each figure is a whole command, "
-            "from start to exit, building DEFAULT, TEST, UAT and PROD of the sample from "
+            f"from start to exit, building {', '.join(targets.ENVIRONMENTS)} of the sample from "
             "nothing in one database; the two ways alternate.",
             "",
             "| how | wall time (median) | runs |",

@@ -21,6 +21,7 @@ from validation.bench_method import (
     MAPPED_TYPES,
     SOURCE_SCHEMA,
 )
+from validation.targets import ENVIRONMENTS_SQL
 
 FLOOR_SQL = Path(__file__).resolve().parent / "bench_floor.sql"
 _STATEMENT_END = re.compile(r";[ \t]*$", re.MULTILINE)
@@ -29,7 +30,7 @@ _STATEMENT_END = re.compile(r";[ \t]*$", re.MULTILINE)
 def floor_statements() -> list[sql.Composed]:
     """The SQL floor's statements, in order (run them in one transaction): bench_floor.sql
     without its whole-line comments, cut at every ";" that ends a line, with {floor} and
-    {cache} filled in as identifiers."""
+    {cache} filled in as identifiers and {environments} as the list of environments."""
     script = "\n".join(
         line
         for line in FLOOR_SQL.read_text(encoding="utf-8").splitlines()
@@ -38,6 +39,7 @@ def floor_statements() -> list[sql.Composed]:
     names = {
         "floor": sql.Identifier(FLOOR_SCHEMA),
         "cache": sql.Identifier(SOURCE_SCHEMA, "cache_entries"),
+        "environments": sql.SQL(ENVIRONMENTS_SQL),
     }
     return [
         sql.SQL(text.strip()).format(**names)

@@ -22,7 +22,7 @@ create table {floor}.definition_groups (
     description text,
     metadata jsonb,
     liquidity_filter jsonb,
-    environment varchar(10) not null check (environment in ('DEFAULT', 'TEST', 'UAT', 'PROD')),
+    environment varchar(10) not null check (environment in {environments}),
     created_at timestamp without time zone default current_timestamp,
     updated_at timestamp without time zone default current_timestamp,
     last_update timestamp without time zone default current_timestamp,

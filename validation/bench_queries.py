@@ -15,6 +15,7 @@ import psycopg
 from psycopg import sql
 
 from validation.bench_method import DBT_SCHEMA, NAIVE_SCHEMA, SOURCE_SCHEMA, Repetitions
+from validation.targets import ENVIRONMENTS_SQL
 from validation.timings import percentile
 
 ETF, OTHER_ETF, SYMBOL = "SPY", "VOO", "AAPL"  # present at every scale (the first block)
@@ -249,7 +250,7 @@ create table {schema}.definition_groups (
     description text,
     metadata jsonb,
     liquidity_filter jsonb,
-    environment varchar(10) not null check (environment in ('DEFAULT', 'TEST', 'UAT', 'PROD')),
+    environment varchar(10) not null check (environment in {environments}),
     created_at timestamp without time zone default current_timestamp,
     updated_at timestamp without time zone default current_timestamp,
     last_update timestamp without time zone default current_timestamp
@@ -281,7 +282,9 @@ def build_naive_layout(conn: psycopg.Connection[Any]) -> None:
     with conn.transaction():
         conn.execute(sql.SQL("drop schema if exists {} cascade").format(naive))
         conn.execute(sql.SQL("create schema {}").format(naive))
-        conn.execute(sql.SQL(_GROUPS_DDL).format(schema=naive))
+        conn.execute(
+            sql.SQL(_GROUPS_DDL).format(schema=naive, environments=sql.SQL(ENVIRONMENTS_SQL))
+        )
         conn.execute(sql.SQL(_MEMBERSHIPS_DDL).format(schema=naive))
         for table, columns in (
             ("definition_groups", _GROUP_COLUMNS),

@@ -28,8 +28,21 @@ from typing import Any
 from validation.connection import PROJECT_ROOT
 from validation.errors import UserFacingError
 
-TARGETS: Mapping[str, str] = {"default": "DEFAULT", "test": "TEST", "uat": "UAT", "prod": "PROD"}
-ENVIRONMENTS: tuple[str, ...] = tuple(TARGETS.values())
+
+def _project_environments() -> tuple[str, ...]:
+    """The environments, as dbt_project.yml's var ``environments`` lists them (the one place
+    they are defined; the models read the same var)."""
+    import yaml
+
+    project = yaml.safe_load((PROJECT_ROOT / "dbt_project.yml").read_text(encoding="utf-8"))
+    return tuple(str(name) for name in project["vars"]["environments"])
+
+
+ENVIRONMENTS: tuple[str, ...] = _project_environments()
+# each environment is migrated by the dbt target of its name in lower case
+TARGETS: Mapping[str, str] = {environment.lower(): environment for environment in ENVIRONMENTS}
+# as an SQL list, for the checks that mirror the contract's CHECK
+ENVIRONMENTS_SQL = "(" + ", ".join(f"'{name}'" for name in ENVIRONMENTS) + ")"
 # Session advisory lock of a whole run of one environment (validation/dbt.py), and the
 # transaction lock the marts' hooks and the operations take around writes to the two tables.
 RUN_LOCK_CLASS = "sprint59_migration.run"
@@ -47,7 +60,7 @@ CACHE_SOURCE = f"source.{PROJECT}.legacy.cache_entries"
 
 
 def environment_for(target: str) -> str:
-    """DEFAULT / TEST / UAT / PROD for a dbt target name."""
+    """The environment (ENVIRONMENTS) a dbt target name migrates."""
     try:
         return TARGETS[target]
     except KeyError:

@@ -148,13 +148,16 @@ where
     and not exists (select 1 from {memberships} as m where m.group_id = g.id)
 """
 
-GROUP_VALUE_SETS_SQL = """
+GROUP_VALUE_SETS_SQL = (
+    """
 select count(*) as unexpected
 from {batch}
 where
     type is null or type not in ('ETF', 'THEME', 'SECTOR', 'SEGMENT', 'CUSTOM')
-    or environment is null or environment not in ('DEFAULT', 'TEST', 'UAT', 'PROD')
-"""
+    or environment is null or environment not in """
+    + targets.ENVIRONMENTS_SQL
+    + "\n"
+)
 
 ORPHAN_MEMBERSHIPS_SQL = """
 with batch_rows as (select * from {batch})

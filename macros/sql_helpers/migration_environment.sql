@@ -1,7 +1,7 @@
 {% macro migration_environment() %}
     {#- The environment this run migrates: var('environment') when set, else the target name. -#}
     {%- set chosen = (var('environment', '') or target.name) | string | trim | upper -%}
-    {%- set allowed = ['DEFAULT', 'TEST', 'UAT', 'PROD'] -%}
+    {%- set allowed = migration_environments() -%}
     {%- if chosen not in allowed -%}
         {{ exceptions.raise_compiler_error(
             "Unknown migration environment '" ~ chosen ~ "': use --target default|test|uat|prod "
@@ -10,6 +10,18 @@
     {%- endif -%}
     {{ return(chosen) }}
 {% endmacro %}
+
+
+{% macro migration_environments() %}
+    {#- The environments a run can migrate: var('environments') in dbt_project.yml. -#}
+    {{ return(var('environments')) }}
+{% endmacro %}
+
+
+{% macro environments_sql() -%}
+    {#- The environments as an SQL list: ('DEFAULT', 'TEST', ...). -#}
+    ('{{ migration_environments() | join("', '") }}')
+{%- endmacro %}
 
 
 {% macro run_timestamp() %}

@@ -74,8 +74,9 @@ environment_exceptions as (
         case
             when not cache_entries.is_known_environment
                 then format(
-                    'environment %L is not one of DEFAULT, TEST, UAT, PROD, so no run migrates this entry',
-                    cache_entries.raw_environment
+                    'environment %L is not one of %s, so no run migrates this entry',
+                    cache_entries.raw_environment,
+                    '{{ migration_environments() | join(", ") }}'
                 )
             else format(
                 'environment %L was read as %s',
@@ -88,7 +89,7 @@ environment_exceptions as (
         on cache_entries.cache_type = migrated_types.cache_type
     where
         -- an exact spelling is never an exception: decided without normalising most rows
-        cache_entries.raw_environment not in ('DEFAULT', 'TEST', 'UAT', 'PROD')
+        cache_entries.raw_environment not in {{ environments_sql() }}
         and (
             not cache_entries.is_known_environment
             or (

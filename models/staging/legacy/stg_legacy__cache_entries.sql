@@ -34,7 +34,7 @@ renamed as (
         description as entry_description,
         environment as raw_environment,
         upper(btrim(environment, E' \t\r\n')) as environment,
-        upper(btrim(environment, E' \t\r\n')) in ('DEFAULT', 'TEST', 'UAT', 'PROD')
+        upper(btrim(environment, E' \t\r\n')) in {{ environments_sql() }}
             as is_known_environment,
         environment <> upper(btrim(environment, E' \t\r\n')) as is_environment_respelled,
         (created_at at time zone 'UTC') as created_at,
