@@ -201,14 +201,16 @@ _SOURCE_KEY = (
 )
 
 
+def _identity(ledger: bool) -> str:
+    """The group's (source type, source key) columns, from the ledger when there is one."""
+    if ledger:
+        return f"{_LEDGER_SOURCE_TYPE}, {_LEDGER_SOURCE_KEY.format(g='g.')}"
+    return f"{_SOURCE_TYPE.format(g='g.')}, {_SOURCE_KEY.format(g='g.')}"
+
+
 def _group_state_sql(ledger: bool) -> str:
-    source_type, source_key = (
-        (_LEDGER_SOURCE_TYPE, _LEDGER_SOURCE_KEY.format(g="g."))
-        if ledger
-        else (_SOURCE_TYPE.format(g="g."), _SOURCE_KEY.format(g="g."))
-    )
     return f"""
-select g.environment, g.type, {source_type}, {source_key},
+select g.environment, g.type, {_identity(ledger)},
        g.id, g.name, g.description, g.metadata, g.liquidity_filter, g.last_update,
        g.created_at, g.updated_at
 from public.definition_groups g{_LEDGER_JOIN.format(g="g.") if ledger else ""}
@@ -216,13 +218,8 @@ from public.definition_groups g{_LEDGER_JOIN.format(g="g.") if ledger else ""}
 
 
 def _membership_state_sql(ledger: bool) -> str:
-    source_type, source_key = (
-        (_LEDGER_SOURCE_TYPE, _LEDGER_SOURCE_KEY.format(g="g."))
-        if ledger
-        else (_SOURCE_TYPE.format(g="g."), _SOURCE_KEY.format(g="g."))
-    )
     return f"""
-select g.environment, g.type, {source_type}, {source_key},
+select g.environment, g.type, {_identity(ledger)},
        m.symbol, m.id, m.weight, m.metadata, m.added_at, m.updated_at
 from public.group_memberships m join public.definition_groups g on g.id = m.group_id
 {_LEDGER_JOIN.format(g="g.") if ledger else ""}
