@@ -130,6 +130,18 @@ def build_once(project: DbtProject) -> None:
             "etfs": [{"ticker": "SPY"}], "symbols": ["QQQ"]})
         add("etf_holdings", "TWO_NAMES", "Two names", {"holdings": [
             {"symbol": "AAPL", "ticker": "MSFT"}, {"symbol": "NVDA", "ticker": "nvda"}]})
+        add("etf_holdings", "HOLD_SYM", "Holdings and symbols", {
+            "holdings": ["AAPL"], "symbols": ["MSFT"]})
+        add("theme_definition", "three_lists", "Three lists", {
+            "symbols": ["AAPL"], "stocks": [{"ticker": "MSFT"}], "holdings": ["NVDA", "aapl"],
+            "description": "Three lists"})
+        # 5. names as a person reads them: look-alikes are one name (the first added, the
+        # oldest, keeps it); names that differ only by letter case are two groups
+        for key in LOOK_ALIKE_KEYS:
+            add(*key, f"Look-alike {key[1]!r}", {"holdings" if key[0] == "etf_holdings"
+                                                 else "symbols": ["AAPL"]})
+        add("theme_definition", "Clean_Energy", "Clean energy", {"symbols": ["ENPH"]})
+        add("theme_definition", "clean_energy", "clean energy", {"symbols": ["FSLR"]})
         # 6. computed fields never lose to source fields
         add("etf_holdings", "OWNKEYS", "Own keys", {
             "holdings": [{"symbol": "AAPL", "position": 99}, {"symbol": "MSFT", "position": "top"}],
@@ -143,6 +155,19 @@ def build_once(project: DbtProject) -> None:
         add("Stock_Metadata", "AMZN", "Amazon", {"sector": "Information Technology"})
         # fmt: on
         _three_builds(project, conn)
+
+
+# (type, key): the first of each family is the oldest and keeps the name
+LOOK_ALIKE_KEYS = (
+    ("etf_holdings", "WS"),
+    ("etf_holdings", "WS "),
+    ("etf_holdings", " WS"),
+    ("etf_holdings", "\u00a0WS\t"),
+    ("etf_holdings", "ZWX"),
+    ("etf_holdings", "ZW\u200bX"),
+    ("theme_definition", "caf\u00e9"),  # NFC: precomposed e-acute
+    ("theme_definition", "cafe\u0301"),  # NFD: e and a combining acute accent
+)
 
 
 def _entry(conn: psycopg.Connection, cache_type: str, key: str) -> int:
@@ -284,6 +309,68 @@ def test_every_member_list_of_a_value_is_read(module_copy: psycopg.Connection) -
     etfs = _entry(conn, "etf_universe", "etfs_and_symbols")
     assert (None, "combined_member_lists", "warning") in _reasons(conn, etfs)
     assert "etfs" not in group[3] and "symbols" not in group[3]
+
+
+def test_every_member_list_of_etf_and_theme_values_is_read(
+    module_copy: psycopg.Connection,
+) -> None:
+    conn = module_copy
+    etf = _group(conn, "etf_holdings", "HOLD_SYM")
+    assert etf is not None
+    assert set(_members(conn, etf[0])) == {"AAPL", "MSFT"}
+    assert "symbols" not in etf[3] and "holdings" not in etf[3]
+    detail = next(
+        d
+        for _, r, _, d in _exceptions(conn, _entry(conn, "etf_holdings", "HOLD_SYM"))
+        if r == "combined_member_lists"
+    )
+    assert "(holdings, symbols)" in detail
+    theme_entry = _entry(conn, "theme_definition", "three_lists")
+    theme = _group(conn, "theme_definition", "three_lists")
+    assert theme is not None
+    assert set(_members(conn, theme[0])) == {"AAPL", "MSFT", "NVDA"}
+    # the theme's own list first, then the others in the documented order
+    assert _members(conn, theme[0])["NVDA"]["position"] == 3
+    assert _reasons(conn, theme_entry) == {
+        (None, "combined_member_lists", "warning"),
+        (4, "duplicate_in_group", "error"),
+    }
+
+
+def test_look_alike_names_are_one_name_that_the_oldest_entry_keeps(
+    module_copy: psycopg.Connection,
+) -> None:
+    conn = module_copy
+    families = {"WS": LOOK_ALIKE_KEYS[:4], "ZWX": LOOK_ALIKE_KEYS[4:6], "café": LOOK_ALIKE_KEYS[6:]}
+    for shown, (holder, *rivals) in families.items():
+        group = _group(conn, *holder)
+        assert group is not None, holder
+        names = conn.execute(
+            "select name from definition_groups where environment = 'DEFAULT' and type = %s"
+            " and normalize(btrim(replace(name, U&'\\200B', ''), E' \\t\\u00a0'), nfc) = %s",
+            (group[2], shown),
+        ).fetchall()
+        assert names == [(group[1],)], f"one group reads as {shown!r}, not {names}"
+        for rival in rivals:
+            assert _group(conn, *rival) is None, rival
+            found = _exceptions(conn, _entry(conn, *rival))
+            assert [(p, r, s) for p, r, s, _ in found] == [(None, "name_collision", "error")]
+            assert f"cache id {_entry(conn, *holder)}" in found[0][3], found[0][3]
+
+
+def test_names_that_differ_only_by_case_are_two_groups_that_name_each_other(
+    module_copy: psycopg.Connection,
+) -> None:
+    conn = module_copy
+    upper = _entry(conn, "theme_definition", "Clean_Energy")
+    lower = _entry(conn, "theme_definition", "clean_energy")
+    for entry, other in ((upper, lower), (lower, upper)):
+        assert _group(
+            conn, "theme_definition", "Clean_Energy" if entry == upper else "clean_energy"
+        )
+        found = _exceptions(conn, entry)
+        assert [(p, r, s) for p, r, s, _ in found] == [(None, "name_case_variant", "warning")]
+        assert f"cache id {other}" in found[0][3]
 
 
 def test_symbol_and_ticker_that_disagree_keep_symbol_and_warn(

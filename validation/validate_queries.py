@@ -178,10 +178,11 @@ WEIGHT_RANGE_SQL = """
 select count(*) as unexpected from {batch} where weight < 0 or weight > 1
 """
 
-# Every ETF and theme of the environment: its members must be the legacy JSON array (trimmed,
-# upper-cased) minus the elements, or whole entries, that the migration recorded as error-level
-# exceptions.  Returns one row per symbol on one side only.  Which parity check guards what:
-# the description of cache_entry_reconciliation (models/marts/operations/_operations.yml).
+# Every ETF and theme of the environment: its members must be the legacy JSON lists (every
+# list the value has; trimmed, upper-cased) minus the elements, or whole entries, that the
+# migration recorded as error-level exceptions.  Returns one row per symbol on one side only.
+# Which parity check guards what: the description of cache_entry_reconciliation
+# (models/marts/operations/_operations.yml).
 PARITY_SQL = """
 with batch_rows as (select * from {batch} as memberships),
 legacy_entries as (
@@ -189,10 +190,7 @@ legacy_entries as (
         c.id as cache_entry_id,
         case c.type when 'etf_holdings' then 'ETF' else 'THEME' end as group_type,
         c.key as group_name,
-        case c.type
-            when 'etf_holdings' then c.value -> 'holdings'
-            else c.value -> 'symbols'
-        end as member_list
+        c.value
     from {cache} as c
     where
         c.type in ('etf_holdings', 'theme_definition')
@@ -207,6 +205,28 @@ legacy_entries as (
                 and x.element_position is null
         )
 ),
+legacy_lists as (
+    -- every member list the value has, the type's own first: an element's position is its
+    -- place in the lists read one after the other
+    select
+        e.cache_entry_id,
+        e.group_type,
+        e.group_name,
+        e.value -> lists.list_key as member_list,
+        coalesce(sum(jsonb_array_length(e.value -> lists.list_key)) over (
+            partition by e.cache_entry_id
+            order by lists.list_order
+            rows between unbounded preceding and 1 preceding
+        ), 0) as offset_before
+    from legacy_entries as e
+    cross join lateral unnest(
+        case e.group_type
+            when 'ETF' then array['holdings', 'symbols', 'stocks', 'etfs']
+            else array['symbols', 'stocks', 'etfs', 'holdings']
+        end
+    ) with ordinality as lists (list_key, list_order)
+    where jsonb_typeof(e.value -> lists.list_key) = 'array'
+),
 legacy_members as (
     select distinct
         e.group_type,
@@ -218,17 +238,16 @@ legacy_members as (
                     then coalesce(listed.element ->> 'symbol', listed.element ->> 'ticker')
             end
         )) as symbol
-    from legacy_entries as e
-    cross join lateral jsonb_array_elements(
-        case when jsonb_typeof(e.member_list) = 'array' then e.member_list else '[]' end
-    ) with ordinality as listed (element, position)
+    from legacy_lists as e
+    cross join lateral
+        jsonb_array_elements(e.member_list) with ordinality as listed (element, position)
     where not exists (
         select 1
         from {exceptions} as x
         where
             x.cache_entry_id = e.cache_entry_id
             and x.severity = 'error'
-            and x.element_position = listed.position
+            and x.element_position = e.offset_before + listed.position
     )
 ),
 migrated_members as (

@@ -5,7 +5,8 @@
     {#-
         md5 of one cache_type_mappings row and of the version of the rules that read an entry
         (reader_version): a changed mapping, or a release that reads entries differently (v2:
-        a universe's every member list), makes its entries be read again on the next run.
+        a universe's every member list; v3: every member list of every type), makes its
+        entries be read again on the next run.
     -#}
     md5(concat_ws(
         '|', {{ mappings }}.cache_type, {{ mappings }}.group_type, {{ mappings }}.name_prefix,
@@ -15,7 +16,7 @@
 
 
 {% macro reader_version() -%}
-    v2
+    v3
 {%- endmacro %}
 
 

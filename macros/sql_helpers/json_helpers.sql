@@ -71,20 +71,54 @@
 {%- endmacro %}
 
 
+{% macro white_space_characters() -%}
+    {#- The inside of a regular-expression bracket: white space, ASCII and Unicode (NBSP, the
+        U+2000 spaces, line and paragraph separators, ideographic space, ...). -#}
+    \s\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000
+{%- endmacro %}
+
+
+{% macro format_characters() -%}
+    {#- The inside of a regular-expression bracket: characters that show nothing and are not
+        white space: format characters (soft hyphen, zero-width space / joiners, direction
+        marks and isolates, word joiner, variation selectors, BOM, ...) and the Hangul
+        fillers. -#}
+    \u00ad\u034f\u061c\u115f\u1160\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff9-\ufffb
+{%- endmacro %}
+
+
 {% macro invisible_characters() -%}
-    {#-
-        A regular-expression bracket of the characters that show nothing: white space
-        (ASCII and Unicode: NBSP, the U+2000 spaces, line and paragraph separators, ideographic
-        space, ...), format characters (soft hyphen, zero-width space / joiners, direction
-        marks and isolates, word joiner, BOM, tags, ...) and the Hangul fillers.
-    -#}
-    '[\s\u0085\u00a0\u00ad\u034f\u061c\u115f\u1160\u1680\u180e\u2000-\u200f\u2028-\u202f\u205f-\u206f\u3000\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff9-\ufffb]'
+    {#- A regular-expression bracket of the characters that show nothing: white space and
+        format characters. -#}
+    '[{{ white_space_characters() }}{{ format_characters() }}]'
 {%- endmacro %}
 
 
 {% macro is_invisible(text_expression) -%}
     {#- True when the text is empty once every invisible character is removed (NULL counts). -#}
     coalesce(regexp_replace({{ text_expression }}, {{ invisible_characters() }}, '', 'g') = '', true)
+{%- endmacro %}
+
+
+{% macro comparable_name(text_expression) -%}
+    {#-
+        A name as a person reads it, the form two names are compared in: Unicode NFC (so a
+        precomposed and a decomposed 'café' are one name), format characters removed wherever
+        they are (a zero-width space inside 'ZW?X' shows nothing), surrounding white space
+        trimmed.  Letter case is kept: names that differ only by case are two names.
+        normalize() needs a UTF-8 database; in any other encoding the text is compared as
+        stored, never an error.
+    -#}
+    regexp_replace(
+        regexp_replace(
+            case
+                when current_setting('server_encoding') = 'UTF8' then normalize({{ text_expression }}, nfc)
+                else {{ text_expression }}
+            end,
+            '[{{ format_characters() }}]', '', 'g'
+        ),
+        '^[{{ white_space_characters() }}]+|[{{ white_space_characters() }}]+$', '', 'g'
+    )
 {%- endmacro %}
 
 

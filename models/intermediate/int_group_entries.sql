@@ -6,14 +6,18 @@
     Rebuilt every run from int_group_entry_contents, without the member lists: the checks
     compare entries with each other, and the entries' cheap columns are all they need.
 
-    A contested name (two entries that would become the same (name, type) group) goes, in
+    Names are compared as a person reads them (comparable_name: NFC, format characters
+    removed, surrounding white space trimmed), so 'WS', ' WS' and 'W<zero-width space>S'
+    contest one name.  A contested name (two entries that would become the same
+    (name, type) group) goes, in
     this order, to: a row of definition_groups that no current entry of the migration stands
     behind (another writer's row, not in the ledger; or the migration's own group kept for
     another writer's members); the entry whose group holds the name now (so a loader's
     delete and re-insert of its cache row changes nothing); the entry with the earliest
     coalesce(created_at, updated_at); the lowest cache id.  So a newcomer never takes the
     name (and the id) of a group whose entry still exists, and a run never fails on a name
-    another writer holds.  The table is found with published_groups_relation (a ref would be
+    another writer holds.  Names that differ only by letter case are separate groups, each
+    entry naming the others (name_case_variants, a warning downstream).  The table is found with published_groups_relation (a ref would be
     a cycle: it is downstream); the ledger through its staging model.
 -#}
 {#- a database built before the ledger: it takes over that release's groups first -#}
@@ -78,6 +82,7 @@ published_groups as (
         definition_groups.id as group_id,
         definition_groups.type as group_type,
         definition_groups.name as group_name,
+        {{ comparable_name('definition_groups.name') }} as comparable_group_name,
         ledger_groups.group_type as owned_group_type,
         ledger_groups.source_type as owned_source_type,
         ledger_groups.source_key as owned_source_key
@@ -91,6 +96,7 @@ published_groups as (
             null::integer as group_id,
             null::text as group_type,
             null::text as group_name,
+            null::text as comparable_group_name,
             ledger_groups.group_type::text as owned_group_type,
             ledger_groups.source_type::text as owned_source_type,
             ledger_groups.source_key::text as owned_source_key
@@ -122,7 +128,8 @@ checked_entries as (
             when {{ is_invisible('entry_key') }} then 'invalid_name'
             when char_length(group_name) > 100 then 'name_too_long'
             when member_list_path is null then 'unknown_shape'
-        end as own_problem
+        end as own_problem,
+        {{ comparable_name('group_name') }} as comparable_group_name
 
     from ranked_versions
 
@@ -144,6 +151,7 @@ legacy_groups as (
         published_groups.group_id,
         published_groups.group_type,
         published_groups.group_name,
+        published_groups.comparable_group_name,
         published_groups.owned_source_type is null as is_foreign
     from published_groups
     where not exists (
@@ -164,8 +172,9 @@ name_claims as (
         candidate_entries.entry_key,
         candidate_entries.group_type,
         candidate_entries.group_name,
+        candidate_entries.comparable_group_name,
         row_number() over (
-            partition by candidate_entries.group_type, candidate_entries.group_name
+            partition by candidate_entries.group_type, candidate_entries.comparable_group_name
             order by
                 -- the entry whose group holds the name now keeps it (delete and re-insert
                 -- of its cache row included), then the entry that has existed longer
@@ -180,7 +189,7 @@ name_claims as (
     left join published_groups as current_holders
         on
             candidate_entries.group_type = current_holders.group_type
-            and candidate_entries.group_name = current_holders.group_name
+            and candidate_entries.comparable_group_name = current_holders.comparable_group_name
             and candidate_entries.group_type = current_holders.owned_group_type
             and candidate_entries.cache_type = current_holders.owned_source_type
             and candidate_entries.entry_key = current_holders.owned_source_key
@@ -214,11 +223,11 @@ name_holders as (
     left join legacy_groups
         on
             name_claims.group_type = legacy_groups.group_type
-            and name_claims.group_name = legacy_groups.group_name
+            and name_claims.comparable_group_name = legacy_groups.comparable_group_name
     left join name_claims as first_claims
         on
             name_claims.group_type = first_claims.group_type
-            and name_claims.group_name = first_claims.group_name
+            and name_claims.comparable_group_name = first_claims.comparable_group_name
             and first_claims.name_claim_rank = 1
 
 ),
@@ -239,33 +248,76 @@ resolved_entries as (
 
 ),
 
+name_spellings as (
+
+    -- every name that stays in the table after this run: the published entries' and the
+    -- rows no current entry stands behind
+    select
+        cache_entry_id,
+        group_type,
+        comparable_group_name,
+        format('%s entry %L (cache id %s)', cache_type, entry_key, cache_entry_id) as spelling
+    from resolved_entries
+    where entry_problem is null
+    union all
+    select
+        null as cache_entry_id,
+        group_type,
+        comparable_group_name,
+        format('definition_groups row %s (%L)', group_id, group_name) as spelling
+    from legacy_groups
+
+),
+
+name_case_variants as (
+
+    -- published names that differ from another only by letter case: both stay, each is told
+    -- about the others
+    select
+        published_names.cache_entry_id,
+        string_agg(other_names.spelling, '; ' order by other_names.spelling) as name_case_variants
+    from name_spellings as published_names
+    inner join name_spellings as other_names
+        on
+            published_names.group_type = other_names.group_type
+            and lower(published_names.comparable_group_name) = lower(other_names.comparable_group_name)
+            and published_names.comparable_group_name <> other_names.comparable_group_name
+    where published_names.cache_entry_id is not null
+    group by published_names.cache_entry_id
+
+),
+
 final as (
 
     select
-        cache_entry_id,
-        source_row_version,
-        cache_type,
-        entry_key,
-        entry_name,
-        environment,
-        raw_environment,
-        is_environment_respelled,
-        source_updated_at,
-        group_type,
-        group_name,
-        group_description,
-        member_source,
-        member_list_path,
-        member_list_length,
-        entry_value_without_members,
-        content_checksum,
-        member_list_checksum,
-        entry_value_json_type,
-        entry_problem,
-        name_holder,
-        entry_problem is null as is_published
+        resolved_entries.cache_entry_id,
+        resolved_entries.source_row_version,
+        resolved_entries.cache_type,
+        resolved_entries.entry_key,
+        resolved_entries.entry_name,
+        resolved_entries.environment,
+        resolved_entries.raw_environment,
+        resolved_entries.is_environment_respelled,
+        resolved_entries.source_updated_at,
+        resolved_entries.group_type,
+        resolved_entries.group_name,
+        resolved_entries.comparable_group_name,
+        resolved_entries.group_description,
+        resolved_entries.member_source,
+        resolved_entries.member_list_path,
+        resolved_entries.member_list_length,
+        resolved_entries.entry_value_without_members,
+        resolved_entries.content_checksum,
+        resolved_entries.member_list_checksum,
+        resolved_entries.entry_value_json_type,
+        resolved_entries.entry_problem,
+        resolved_entries.name_holder,
+        name_case_variants.name_case_variants,
+        resolved_entries.entry_problem is null as is_published
 
     from resolved_entries
+    left join name_case_variants
+        on resolved_entries.cache_entry_id = name_case_variants.cache_entry_id
 
 )
 

@@ -94,28 +94,27 @@ mapped_entries as (
 
 entries_with_member_lists as (
 
-    -- where the member list is.  A universe reads every list it has, in a fixed order:
-    -- a plain array value, else `symbols`, then `stocks`, then `etfs` (the path names them,
-    -- joined by '+', e.g. 'symbols+stocks')
+    -- where the members are: every place the mapping's member_source names that the value
+    -- has, in its order ('(value)': a plain array value; any other name: that array of an
+    -- object value), joined by '+' (e.g. 'holdings+symbols'); sectors read stock_metadata
     select
         *,
-        case member_source
-            when
-                'holdings'
-                then case when jsonb_typeof(entry_value -> 'holdings') = 'array' then 'holdings' end
-            when 'symbols' then case when jsonb_typeof(entry_value -> 'symbols') = 'array' then 'symbols' end
-            when 'universe'
-                then case
-                    when entry_value_json_type = 'array' then '(value)'
-                    when entry_value_json_type = 'object'
-                        then nullif(concat_ws(
-                            '+',
-                            case when jsonb_typeof(entry_value -> 'symbols') = 'array' then 'symbols' end,
-                            case when jsonb_typeof(entry_value -> 'stocks') = 'array' then 'stocks' end,
-                            case when jsonb_typeof(entry_value -> 'etfs') = 'array' then 'etfs' end
-                        ), '')
-                end
-            when 'stock_metadata' then case when entry_value_json_type = 'object' then '(stock_metadata)' end
+        case
+            when member_source = 'stock_metadata'
+                then case when entry_value_json_type = 'object' then '(stock_metadata)' end
+            else (
+                select string_agg(places.place, '+' order by places.place_order)
+                from
+                    unnest(string_to_array(mapped_entries.member_source, '+'))
+                    with ordinality as places (place, place_order)
+                where
+                    case
+                        when places.place = '(value)' then mapped_entries.entry_value_json_type = 'array'
+                        else
+                            mapped_entries.entry_value_json_type = 'object'
+                            and jsonb_typeof(mapped_entries.entry_value -> places.place) = 'array'
+                    end
+            )
         end as member_list_path
 
     from mapped_entries
@@ -144,11 +143,16 @@ read_member_lists as (
             when cardinality(member_list_keys) = 1 then entry_value -> member_list_path
             when cardinality(member_list_keys) > 1
                 -- the lists one after the other, in the path's order
-                then coalesce(
-                    case when 'symbols' = any(member_list_keys) then entry_value -> 'symbols' end, '[]'
-                )
-                || coalesce(case when 'stocks' = any(member_list_keys) then entry_value -> 'stocks' end, '[]')
-                || coalesce(case when 'etfs' = any(member_list_keys) then entry_value -> 'etfs' end, '[]')
+                then coalesce((
+                    select jsonb_agg(listed.element order by lists.list_order, listed.element_order)
+                    from
+                        unnest(entries_with_member_list_keys.member_list_keys)
+                        with ordinality as lists (list_key, list_order)
+                    cross join
+                        lateral jsonb_array_elements(
+                            entries_with_member_list_keys.entry_value -> lists.list_key
+                        ) with ordinality as listed (element, element_order)
+                ), '[]')
         end as member_list
 
     from entries_with_member_list_keys

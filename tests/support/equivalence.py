@@ -569,25 +569,28 @@ class Reinsert(Change):
 
 @dataclass(frozen=True)
 class ContestName(Change):
-    """One of two entries that both become the CUSTOM group `etf_late`: which arrives first
-    is up to the sequence."""
+    """One of the entries that all become the CUSTOM group `etf_late` as a person reads the
+    name (a trailing space or a zero-width space is no other name): which arrives first is up
+    to the sequence."""
 
     cache_type: str  # "etf_universe" (key late) or "stock_universe" (key etf_late)
     environment: str
     symbols: tuple[Any, ...]
+    spelling: str = ""  # "", " " or "\u200b", added to the key
 
     def apply(self, source: Source) -> str:
-        key = "late" if self.cache_type == "etf_universe" else "etf_late"
+        key = ("late" if self.cache_type == "etf_universe" else "etf_late") + self.spelling
         value = {"symbols": list(self.symbols)}
         done = source.insert(self.cache_type, key, "Contested", value, self.environment)
-        return f"{self.cache_type}:{key} ({self.environment}) " + (
+        return f"{self.cache_type}:{key!r} ({self.environment}) " + (
             "arrives" if done else "not added (exists)"
         )
 
 
 @dataclass(frozen=True)
 class AddMultiListEntry(Change):
-    """A universe whose value has several member lists (symbols, stocks, etfs)."""
+    """An entry of any list type whose value has several member lists (symbols, stocks,
+    etfs, holdings)."""
 
     cache_type: str
     key: str
@@ -839,13 +842,16 @@ def wide_changes() -> st.SearchStrategy[Change]:
             cache_type=st.sampled_from(["etf_universe", "stock_universe"]),
             environment=environments,
             symbols=symbol_lists,
+            spelling=st.sampled_from(["", " ", "\u200b"]),
         ),
         st.builds(
             AddMultiListEntry,
-            cache_type=st.sampled_from(["stock_universe", "etf_universe"]),
-            key=st.sampled_from(["multi", "theme_crypto"]),
+            cache_type=st.sampled_from(
+                ["stock_universe", "etf_universe", "etf_holdings", "theme_definition"]
+            ),
+            key=st.sampled_from(["multi", "theme_crypto", "SPY"]),
             lists=st.lists(
-                st.tuples(st.sampled_from(["symbols", "stocks", "etfs"]), symbol_lists),
+                st.tuples(st.sampled_from(["symbols", "stocks", "etfs", "holdings"]), symbol_lists),
                 min_size=2,
                 max_size=3,
                 unique_by=lambda pair: pair[0],
@@ -1018,30 +1024,43 @@ def cache_content(conn: psycopg.Connection, environment: str) -> tuple[tuple[Any
     )
 
 
+# the alphabet's contested name as read (docs/design.md §2: NFC, invisible characters
+# removed, surrounding white space trimmed), for the spellings ContestName writes
+_READ_AS_ETF_LATE = """
+btrim(replace({name}, U&'\\200B', ''), ' ') = 'etf_late'
+"""
+
+
 def contested_name_holder(
     conn: psycopg.Connection, environment: str
 ) -> tuple[tuple[Any, ...], ...]:
     """The cache rows (as cache_content gives them) of the entry whose group holds the name
-    the alphabet contests (ContestName: CUSTOM `etf_late`) now, when its rival is in the
-    cache too: the holder keeps the name through its loader's delete and re-insert, which a
-    build from nothing cannot know."""
+    the alphabet contests (ContestName: CUSTOM `etf_late` as a person reads it) now, when a
+    rival is in the cache too: the holder keeps the name through its loader's delete and
+    re-insert, which a build from nothing cannot know."""
+    group_name = (
+        "case when t.cache_type = 'etf_universe' and not starts_with(t.key, 'etf_')"
+        " then 'etf_' || t.key else t.key end"
+    )
     return tuple(
         conn.execute(
-            "select c.type, c.name, c.key, c.value::text, c.environment, c.description,"
-            " c.created_at, c.updated_at from public.cache_entries c"
+            "with typed as (select lower(btrim(type, E' \\t\\r\\n')) as cache_type, *"
+            "   from public.cache_entries"
+            "   where upper(btrim(environment, E' \\t\\r\\n')) = %s),"
+            " contestants as (select distinct t.cache_type, t.key from typed t"
+            "   where t.cache_type in ('etf_universe', 'stock_universe')"
+            "   and " + _READ_AS_ETF_LATE.format(name=group_name).strip() + ")"
+            " select c.type, c.name, c.key, c.value::text, c.environment, c.description,"
+            " c.created_at, c.updated_at from typed c"
             " join public.migration_ledger_groups l"
-            "   on l.source_type = lower(btrim(c.type, E' \\t\\r\\n')) and l.source_key = c.key"
+            "   on l.source_type = c.cache_type and l.source_key = c.key"
             " join public.definition_groups g on g.id = l.group_id"
-            " where g.type = 'CUSTOM' and g.name = 'etf_late' and l.environment = %s"
-            " and g.environment = %s"
-            " and upper(btrim(c.environment, E' \\t\\r\\n')) = %s"
-            " and (select count(distinct (lower(btrim(r.type, E' \\t\\r\\n')), r.key))"
-            "      from public.cache_entries r"
-            "      where (lower(btrim(r.type, E' \\t\\r\\n')), r.key)"
-            "        in (('etf_universe', 'late'), ('stock_universe', 'etf_late'))"
-            "      and upper(btrim(r.environment, E' \\t\\r\\n')) = %s) = 2"
+            " where g.type = 'CUSTOM' and l.environment = %s and g.environment = %s"
+            " and "
+            + _READ_AS_ETF_LATE.format(name="g.name").strip()
+            + " and (select count(*) from contestants) >= 2"
             " order by c.id",
-            (environment, environment, environment, environment),
+            (environment, environment, environment),
         ).fetchall()
     )
 

@@ -21,11 +21,13 @@ import psycopg
 from psycopg import sql
 
 VALID_ENVIRONMENTS = ("DEFAULT", "TEST", "UAT", "PROD")
+# every list a value has is read, one after the other, the type's own list first;
+# "(value)": a plain array value is the list
 LIST_TYPES = {
-    "etf_holdings": ("ETF", "holdings"),
-    "theme_definition": ("THEME", "symbols"),
-    "stock_universe": ("CUSTOM", "universe"),
-    "etf_universe": ("CUSTOM", "universe"),
+    "etf_holdings": ("ETF", ("holdings", "symbols", "stocks", "etfs")),
+    "theme_definition": ("THEME", ("symbols", "stocks", "etfs", "holdings")),
+    "stock_universe": ("CUSTOM", ("(value)", "symbols", "stocks", "etfs", "holdings")),
+    "etf_universe": ("CUSTOM", ("(value)", "symbols", "stocks", "etfs", "holdings")),
 }
 SYMBOL_PATTERN = re.compile(r"[A-Z0-9][A-Z0-9.-]{0,9}")
 FOUR_PLACES = Decimal("0.0001")
@@ -44,21 +46,16 @@ def is_valid_symbol(symbol: str) -> bool:
 
 
 def member_list(cache_type: str, value: Any) -> list[Any] | None:
-    """Where each legacy shape keeps its member list; None when the entry has none."""
-    source = LIST_TYPES[cache_type][1]
-    if source in ("holdings", "symbols"):
-        found = value.get(source) if isinstance(value, dict) else None
-        return found if isinstance(found, list) else None
+    """Where each legacy shape keeps its members, every list read; None when it has none."""
+    places = LIST_TYPES[cache_type][1]
     if isinstance(value, list):
-        return value
-    if isinstance(value, dict):
-        # a universe's every list is read, one after the other, in this order
-        lists = [
-            value[key] for key in ("symbols", "stocks", "etfs") if isinstance(value.get(key), list)
-        ]
-        if lists:
-            return [element for found in lists for element in found]
-    return None
+        return value if "(value)" in places else None
+    if not isinstance(value, dict):
+        return None
+    lists = [value[key] for key in places if isinstance(value.get(key), list)]
+    if not lists:
+        return None
+    return [element for found in lists for element in found]
 
 
 def _is_number(value: Any) -> bool:

@@ -139,45 +139,30 @@ classified_entries as (
         cache_entries.entry_name,
         cache_entries.raw_environment,
         cache_type_mappings.member_source,
-        case cache_type_mappings.member_source
-            when 'holdings'
-                then case
-                    when jsonb_typeof(cache_entries.entry_value -> 'holdings') = 'array'
-                        then jsonb_array_length(cache_entries.entry_value -> 'holdings')
-                end
-            when 'symbols'
-                then case
-                    when jsonb_typeof(cache_entries.entry_value -> 'symbols') = 'array'
-                        then jsonb_array_length(cache_entries.entry_value -> 'symbols')
-                end
-            when 'universe' then case
-                when jsonb_typeof(cache_entries.entry_value) = 'array'
-                    then jsonb_array_length(cache_entries.entry_value)
-                -- every list a universe has is read: symbols, stocks and etfs together
-                when
-                    jsonb_typeof(cache_entries.entry_value) = 'object'
-                    and (
-                        jsonb_typeof(cache_entries.entry_value -> 'symbols') = 'array'
-                        or jsonb_typeof(cache_entries.entry_value -> 'stocks') = 'array'
-                        or jsonb_typeof(cache_entries.entry_value -> 'etfs') = 'array'
-                    )
-                    then
+        -- every place member_source names that the value has ('(value)': a plain array
+        -- value; any other name: that array of an object value), all read; NULL when none
+        case
+            when cache_type_mappings.member_source <> 'stock_metadata'
+                then (
+                    select
+                        sum(
+                            jsonb_array_length(
+                                case
+                                    when places.place = '(value)' then cache_entries.entry_value
+                                    else cache_entries.entry_value -> places.place
+                                end
+                            )
+                        )
+                    from unnest(string_to_array(cache_type_mappings.member_source, '+')) as places (place)
+                    where
                         case
-                            when jsonb_typeof(cache_entries.entry_value -> 'symbols') = 'array'
-                                then jsonb_array_length(cache_entries.entry_value -> 'symbols')
-                            else 0
+                            when places.place = '(value)'
+                                then jsonb_typeof(cache_entries.entry_value) = 'array'
+                            else
+                                jsonb_typeof(cache_entries.entry_value) = 'object'
+                                and jsonb_typeof(cache_entries.entry_value -> places.place) = 'array'
                         end
-                        + case
-                            when jsonb_typeof(cache_entries.entry_value -> 'stocks') = 'array'
-                                then jsonb_array_length(cache_entries.entry_value -> 'stocks')
-                            else 0
-                        end
-                        + case
-                            when jsonb_typeof(cache_entries.entry_value -> 'etfs') = 'array'
-                                then jsonb_array_length(cache_entries.entry_value -> 'etfs')
-                            else 0
-                        end
-            end
+                )::integer
         end as source_elements,
         group_sizes.memberships,
         coalesce(group_sizes.foreign_memberships, 0) as foreign_memberships,

@@ -132,7 +132,16 @@ entry_exceptions as (
                 )
             when 'name_collision'
                 then format(
-                    'the %s group name %L is kept by %s', group_type, group_name, name_holder
+                    'the %s group name %L is kept by %s%s', group_type, group_name, name_holder,
+                    case
+                        when group_name is distinct from comparable_group_name
+                            then format(
+                                ' (names are compared as read: %L once Unicode-normalised and '
+                                || 'stripped of invisible characters)',
+                                comparable_group_name
+                            )
+                        else ''
+                    end
                 )
         end as detail
 
@@ -272,7 +281,7 @@ type_exceptions as (
 
 combined_list_exceptions as (
 
-    -- a universe with several member lists: every list is read, the entry says which
+    -- a value with several member lists: every list is read, the entry says which
     select
         cache_entry_id,
         cache_type,
@@ -293,6 +302,31 @@ combined_list_exceptions as (
 
     from group_entries
     where is_published and member_list_path like '%+%'
+
+),
+
+name_case_exceptions as (
+
+    -- names that differ from another published name only by letter case: both groups are
+    -- published; each entry is told which others look like it
+    select
+        cache_entry_id,
+        cache_type,
+        entry_key,
+        entry_name,
+        raw_environment,
+        null::integer as element_position,
+        null::jsonb as element,
+        null::text as symbol,
+        'name_case_variant' as reason,
+        'warning' as severity,
+        format(
+            'the %s group name %L differs only by letter case from %s; each is a group of its own',
+            group_type, group_name, name_case_variants
+        ) as detail
+
+    from group_entries
+    where is_published and name_case_variants is not null
 
 ),
 
@@ -354,6 +388,8 @@ all_exceptions as (
     select * from type_exceptions
     union all
     select * from combined_list_exceptions
+    union all
+    select * from name_case_exceptions
     union all
     select * from ticker_exceptions
 
