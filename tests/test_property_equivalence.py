@@ -72,6 +72,7 @@ from support.equivalence import (
     copy_project,
     foreign_rows,
     other_environments,
+    shared_groups,
     wide_changes,
 )
 from support.history import check_history, last_run_time, tables_state
@@ -151,6 +152,7 @@ def machine_for(harness: Harness) -> type[RuleBasedStateMachine]:
                 expected=self.h.fresh_build(),
                 seen_group_ids=self.seen_group_ids,
                 seen_membership_ids=self.seen_membership_ids,
+                shared=shared_groups(self.conn),
             )
             # an independent oracle too: every list group equals its legacy JSON minus the
             # elements the run recorded as errors (tests/support/parity.py)

@@ -699,9 +699,9 @@ def _reset_analyst_watermarks(conn: psycopg.Connection, schema: str, environment
     if not ledger.relation_exists(conn, schema, "migration_watermarks"):
         return 0
     return conn.execute(
-        sql.SQL("delete from {} where environment = %s and consumer = any(%s)").format(
-            sql.Identifier(schema, "migration_watermarks")
-        ),
+        sql.SQL(
+            "delete from {} where environment = %s and split_part(consumer, '@', 1) = any(%s)"
+        ).format(sql.Identifier(schema, "migration_watermarks")),
         (environment, list(ANALYST_TABLES)),
     ).rowcount
 

@@ -13,7 +13,7 @@
     {%- endif -%}
     {%- set applied = run_query(
         "select count(*) from " ~ watermarks_relation()
-        ~ " where environment = '" ~ migration_environment() ~ "' and consumer = '" ~ this.name ~ "'"
+        ~ " where environment = '" ~ migration_environment() ~ "' and consumer = '" ~ analytics_consumer() ~ "'"
     ).columns[0].values()[0] | int -%}
     {{ return(applied == 0) }}
 {% endmacro %}
@@ -25,7 +25,7 @@
     from {{ change_log_relation() }} as change_log
     where
         change_log.environment = '{{ migration_environment() }}'
-        and change_log.batch > coalesce({{ watermark(this.name) }}, -1)
+        and change_log.batch > coalesce({{ watermark(analytics_consumer()) }}, -1)
 {%- endmacro %}
 
 
@@ -45,10 +45,27 @@
 {% endmacro %}
 
 
+{% macro analytics_consumer() -%}
+    {#-
+        The name this analyst model's watermark goes by: the model and the version of the
+        rule for what its rows hold (v2: the migration's rows only, its ledger).  A release
+        that changes the rule bumps the version, so that every environment recomputes the
+        model once (no watermark under the new name) instead of keeping rows of the old rule.
+    -#}
+    {{- this.name ~ '@v2' -}}
+{%- endmacro %}
+
+
 {% macro advance_watermark() %}
-    {#- Post-hook of an analyst model: everything logged so far is applied. -#}
+    {#- Post-hook of an analyst model: everything logged so far is applied.  A watermark of
+        an earlier version of the model goes (it would hold back prune_change_log). -#}
+    delete from {{ watermarks_relation() }}
+    where
+        environment = '{{ migration_environment() }}'
+        and split_part(consumer, '@', 1) = '{{ this.name }}'
+        and consumer <> '{{ analytics_consumer() }}';
     {{ set_watermark(
-        this.name,
+        analytics_consumer(),
         "select coalesce(max(batch), 0) from " ~ change_log_relation()
         ~ " where environment = '" ~ migration_environment() ~ "'"
     ) }}

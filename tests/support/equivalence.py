@@ -769,12 +769,56 @@ class ChangeForeignRows(Change):
         return f"another writer: {self.action} ({name!r})"
 
 
+MIGRATED_GROUPS_SQL = """
+select l.group_id, g.name from public.migration_ledger_groups l
+join public.definition_groups g on g.id = l.group_id
+order by l.group_id
+"""
+
+# (environment, group type, source type, source key) -> symbols another writer's rows hold
+SHARED_GROUPS_SQL = """
+select l.environment, l.group_type, l.source_type, l.source_key, array_agg(m.symbol)
+from public.migration_ledger_groups l
+join public.group_memberships m on m.group_id = l.group_id
+where not exists (
+    select from public.migration_ledger_memberships lm where lm.membership_id = m.id
+)
+group by 1, 2, 3, 4
+"""
+
+
+@dataclass(frozen=True)
+class AddForeignMember(Change):
+    """Another writer adds a member to one of the migration's groups: a symbol of its own, or
+    one the source lists (or will list), which the migration then does not write twice."""
+
+    pick: int
+    symbol: str
+
+    def apply(self, source: Source) -> str:
+        found = _picked(source.conn, MIGRATED_GROUPS_SQL, self.pick)
+        if found is None:
+            return "no migrated group to add a member to"
+        added = source.conn.execute(
+            "insert into public.group_memberships (group_id, symbol) values (%s, %s)"
+            " on conflict do nothing",
+            (found[0], self.symbol),
+        ).rowcount
+        return f"another writer adds {self.symbol} to {found[1]!r}" + ("" if added else " (there)")
+
+
+def shared_groups(conn: psycopg.Connection) -> dict[tuple[Any, ...], set[str]]:
+    """The migration's groups that hold another writer's memberships, with their symbols."""
+    return {tuple(row[:4]): set(row[4]) for row in conn.execute(SHARED_GROUPS_SQL).fetchall()}
+
+
 def other_writers() -> st.SearchStrategy[Change]:
     """What other writers do to the two tables between runs."""
     picks = st.integers(min_value=0, max_value=40)
     return st.one_of(
         st.builds(CopyGroup, pick=picks),
         st.builds(EditMigratedGroup, pick=picks),
+        st.builds(AddForeignMember, pick=picks, symbol=st.sampled_from(["LEGX", "AAPL", "NVDA"])),
         st.builds(
             ChangeForeignRows,
             pick=picks,
@@ -1361,19 +1405,40 @@ def check_step(
     expected: Published,
     seen_group_ids: set[int],
     seen_membership_ids: set[int],
+    shared: dict[tuple[Any, ...], set[str]] | None = None,
 ) -> None:
-    """Everything one incremental build must have done to one environment's rows."""
+    """Everything one incremental build must have done to one environment's rows.
+
+    ``shared``: the migration's groups that hold another writer's memberships (docs/design.md
+    §10), which a fresh build cannot know: such a group whose entry is gone is kept, and a
+    symbol another writer's row holds is not written again; both are left out of the
+    comparison with the fresh build (that the other writer's rows are untouched is checked
+    apart)."""
     mine, fresh = environment_part(after, environment), environment_part(expected, environment)
     old = environment_part(before, environment)
     problems = []
+    shared = shared or {}
+    kept = {k for k in shared if k in mine["groups"] and k not in fresh["groups"]}
+    compared = {
+        side: {
+            "groups": {k: v for k, v in parts["groups"].items() if k not in kept},
+            "memberships": {
+                k: v
+                for k, v in parts["memberships"].items()
+                if k[:4] not in kept and k[4] not in shared.get(k[:4], ())
+            },
+        }
+        for side, parts in (("mine", mine), ("fresh", fresh))
+    }
     for part in ("groups", "memberships"):
-        if mine[part] != fresh[part]:
-            missing = fresh[part].keys() - mine[part].keys()
-            extra = mine[part].keys() - fresh[part].keys()
+        if compared["mine"][part] != compared["fresh"][part]:
+            ours, theirs = compared["mine"][part], compared["fresh"][part]
+            missing = theirs.keys() - ours.keys()
+            extra = ours.keys() - theirs.keys()
             differ = [
-                (k, mine[part][k], fresh[part][k])
-                for k in sorted(mine[part].keys() & fresh[part].keys(), key=repr)
-                if mine[part][k] != fresh[part][k]
+                (k, ours[k], theirs[k])
+                for k in sorted(ours.keys() & theirs.keys(), key=repr)
+                if ours[k] != theirs[k]
             ]
             problems.append(
                 f"{part} differ from a fresh build: missing {sorted(missing, key=repr)}, "

@@ -9,7 +9,7 @@ from typing import Any
 
 import psycopg
 
-from support.legacy_cache import Published, published
+from support.legacy_cache import Published, has_ledger, published
 from validation.history_query import groups_as_of_query, members_as_of_query
 
 # A state as the history records it: group identity + symbol -> (name, weight, position),
@@ -24,17 +24,31 @@ def _position(metadata: Any) -> int | None:
     return value if isinstance(value, int) else None
 
 
+# another writer's memberships inside the migration's groups (not in its ledger)
+FOREIGN_MEMBERS_SQL = """
+select l.environment, l.group_type, l.source_type, l.source_key, m.symbol
+from public.migration_ledger_groups l
+join public.group_memberships m on m.group_id = l.group_id
+where not exists (
+    select from public.migration_ledger_memberships lm where lm.membership_id = m.id
+)
+"""
+
+
 def tables_state(conn: psycopg.Connection, state: Published | None = None) -> HistoryState:
     """What the two tables hold (``state``, when the caller has just read them), in the
-    history's terms: the groups the migration built (the history leaves out rows a legacy
-    script inserted)."""
+    history's terms: the groups the migration built and its memberships (the history leaves
+    out rows another writer inserted, a member added by hand to a migrated group included)."""
     state = published(conn) if state is None else state
+    foreign = set()
+    if has_ledger(conn):
+        foreign = {tuple(row) for row in conn.execute(FOREIGN_MEMBERS_SQL).fetchall()}
     # a group's content starts with its name (legacy_cache._group_state_sql)
     groups = {key: content[0] for key, content in state.groups.items() if key[2] is not None}
     memberships = {
         key: (groups[key[:4]], weight, _position(metadata))
         for key, (weight, metadata) in state.memberships.items()
-        if key[2] is not None
+        if key[2] is not None and key not in foreign
     }
     return groups, memberships
 

@@ -18,10 +18,27 @@
 
 with
 
+ledger_groups as (
+
+    select group_id from {{ ref('stg_migration_state__ledger_groups') }}
+    where environment = '{{ environment }}' and group_type = 'ETF'
+
+),
+
+ledger_memberships as (
+
+    select membership_id from {{ ref('stg_migration_state__ledger_memberships') }}
+
+),
+
 etf_groups as (
 
+    -- the migration's ETFs (its ledger): another writer's rows stay in the two tables
     select * from {{ ref('definition_groups') }}
-    where environment = '{{ environment }}' and type = 'ETF'
+    where
+        environment = '{{ environment }}'
+        and type = 'ETF'
+        and id in (select ledger_groups.group_id from ledger_groups)
 
 ),
 
@@ -36,8 +53,10 @@ changed_etf_groups as (
 
 group_memberships as not materialized (
 
-    -- read twice below: inlined, so each read can use its own index (group_id, symbol)
+    -- read twice below: inlined, so each read can use its own index (group_id, symbol);
+    -- the migration's memberships only, as for the groups
     select * from {{ ref('group_memberships') }}
+    where id in (select ledger_memberships.membership_id from ledger_memberships)
 
 ),
 

@@ -8,10 +8,26 @@
 
 with
 
+ledger_groups as (
+
+    select group_id from {{ ref('stg_migration_state__ledger_groups') }}
+    where environment = '{{ environment }}'
+
+),
+
+ledger_memberships as (
+
+    select membership_id from {{ ref('stg_migration_state__ledger_memberships') }}
+
+),
+
 environment_groups as (
 
+    -- the migration's groups (its ledger): another writer's rows stay in the two tables
     select * from {{ ref('definition_groups') }}
-    where environment = '{{ environment }}'
+    where
+        environment = '{{ environment }}'
+        and id in (select ledger_groups.group_id from ledger_groups)
 
 ),
 
@@ -28,7 +44,9 @@ definition_groups as (
 group_memberships as (
 
     select * from {{ ref('group_memberships') }}
-    where group_id in (select definition_groups.id from definition_groups)
+    where
+        group_id in (select definition_groups.id from definition_groups)
+        and id in (select ledger_memberships.membership_id from ledger_memberships)
 
 ),
 

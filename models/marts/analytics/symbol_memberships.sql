@@ -15,12 +15,21 @@ definition_groups as (
 
 ),
 
+ledger_memberships as (
+
+    select membership_id from {{ ref('stg_migration_state__ledger_memberships') }}
+
+),
+
 group_memberships as (
 
+    -- the migration's memberships (its ledger): another writer's rows stay in the two tables
     select * from {{ ref('group_memberships') }}
+    where
+        id in (select ledger_memberships.membership_id from ledger_memberships)
     {%- if not rebuild %}
-    -- an array, not a join: the planner then reads the few changed symbols by index
-    where symbol = any(array({{ changed_symbols_sql() }}))
+        -- an array, not a join: the planner then reads the few changed symbols by index
+        and symbol = any(array({{ changed_symbols_sql() }}))
     {%- endif %}
 
 ),
