@@ -409,6 +409,8 @@ def cmd_query(args: argparse.Namespace) -> int:
         looked_in=_looked_in(tables, settings),
         history={"as_of": args.as_of, "since": args.since, "until": args.until},
     )
+    for note in answer.notes:
+        print(f"note: {note}", file=sys.stderr, flush=True)
     _say(render(answer, args.format))
     return 0
 

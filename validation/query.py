@@ -28,6 +28,7 @@ class Answer:
     title: str
     columns: Sequence[str]
     rows: Sequence[Sequence[Any]]
+    notes: Sequence[str] = ()  # what the operator should know about the answer (on stderr)
 
 
 def _relation(schema: str, name: str) -> sql.Identifier:
@@ -59,10 +60,31 @@ def _require_environment(
             "it was built in with --schema (or DBT_SCHEMA)."
         ) from exc
     if not row or row[0] == 0:
+        others = environments_in(conn, _relation(schema, "definition_groups"))
         raise UserFacingError(
-            f"Environment {environment} has no migrated groups; build it with "
+            f"Environment {environment} has no migrated groups in {schema}"
+            f"{other_targets_hint(others)}; build it with "
             f"'python -m validation build --target {environment.lower()}'."
         )
+
+
+def environments_in(conn: psycopg.Connection, table: sql.Identifier) -> list[str]:
+    """The environments that have rows in ``table`` (a table with an environment column)."""
+    return [
+        str(r[0])
+        for r in conn.execute(
+            sql.SQL("select distinct environment from {} order by 1").format(table)
+        ).fetchall()
+    ]
+
+
+def other_targets_hint(environments: Sequence[str]) -> str:
+    """' (it holds PROD: add --target prod)' for an environment asked of a database that holds
+    others (the targets are the environments in lower case), else ''."""
+    if not environments:
+        return ""
+    options = " or ".join(f"--target {e.lower()}" for e in environments)
+    return f" (it holds {', '.join(environments)}: add {options})"
 
 
 def _unknown(conn: psycopg.Connection, schema: str, environment: str, kind: str, name: str) -> str:
