@@ -59,7 +59,7 @@ def cmd_db(args: argparse.Namespace) -> int:
     if args.action == "start":
         info = server.start()
         _say(f"embedded PostgreSQL running (pid {info.pid}), data in {info.pgdata}")
-        _say(f"  connect:  psql '{info.url()}'")
+        _say(f"  connect:  psql {shlex.quote(info.url())}")
         _say('  use it:   eval "$(python -m validation db env)"')
         return 0
     if args.action == "stop":
@@ -185,6 +185,7 @@ def locate_tables(args: argparse.Namespace, settings: dict[str, str]) -> targets
 def cmd_validate(args: argparse.Namespace) -> int:
     from validation.validate import format_report, run_validation
 
+    json_path = writable_file(args.json, "--json") if args.json else None
     settings = resolve_settings(start_embedded=False)
     started = time.perf_counter()
     report = run_validation(
@@ -197,17 +198,68 @@ def cmd_validate(args: argparse.Namespace) -> int:
         timings_mode=args.timings,
     )
     _say(format_report(report))
-    if args.json:
+    if json_path is not None:
         import json
 
         from validation.validate import report_as_dict
 
-        Path(args.json).write_text(
-            json.dumps(report_as_dict(report), indent=2, default=str) + "\n", encoding="utf-8"
-        )
-        _say(f"result as JSON: {args.json}")
+        try:
+            json_path.write_text(
+                json.dumps(report_as_dict(report), indent=2, default=str) + "\n", encoding="utf-8"
+            )
+        except OSError as exc:
+            raise UserFacingError(
+                f"The validation ran (exit {report.exit_code} above) but its JSON could not be "
+                f"written to {json_path} ({exc.strerror}); rerun with --json naming a writable "
+                "file."
+            ) from exc
+        _say(f"result as JSON: {json_path}")
     _say(f"validation took {time.perf_counter() - started:.1f} s in all")
     return report.exit_code
+
+
+def writable_file(path_text: str, option: str) -> Path:
+    """The file an output option names, checked before any work is done: its directory exists
+    and a file can be created there (a probe file, removed at once), and it is no directory."""
+    path = Path(path_text)
+    if path.is_dir():
+        raise UserFacingError(
+            f"{option} {path} is a directory; name a file, e.g. {path / 'validation.json'}."
+        )
+    _probe_directory(path.parent, f"{option} {path}: its directory")
+    return path
+
+
+def writable_directory(path: Path, option: str) -> Path:
+    """The directory an output option names, created when missing and checked writable before
+    any work is done."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserFacingError(
+            f"{option} {path}: the directory cannot be created ({exc.strerror}); name a "
+            f"directory you can write to with {option} DIR."
+        ) from exc
+    _probe_directory(path, f"{option} {path}")
+    return path
+
+
+def _probe_directory(directory: Path, described: str) -> None:
+    import tempfile
+
+    if not directory.is_dir():
+        raise UserFacingError(
+            f"{described} {directory} does not exist; create it, or name a file in an existing "
+            "directory."
+        )
+    try:
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as exc:
+        raise UserFacingError(
+            f"{described} {directory} cannot be written to ({exc.strerror}); name a place you "
+            "can write to."
+        ) from exc
 
 
 def migration_summary(settings: dict[str, str], tables: targets.Tables) -> list[str]:
@@ -328,7 +380,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     for line in migration_summary(settings, tables):
         _say(line)
     _say("")
-    prefix = "" if embedded else f"PGDATABASE={settings['PGDATABASE']} "
+    prefix = "" if embedded else f"PGDATABASE={shlex.quote(settings['PGDATABASE'])} "
     if owned:
         for line in demo_history(settings, tables.groups.schema, prefix):
             _say(line)
@@ -341,13 +393,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if embedded:
         info = server.status()
         assert info is not None
-        _say(f"  connect:     psql '{info.url()}'")
+        _say(f"  connect:     psql {shlex.quote(info.url())}")
         _say("  stop server: python -m validation db stop")
     else:
-        _say(f"  connect:     psql (your PG* settings, with PGDATABASE={settings['PGDATABASE']})")
-        _say(
-            f"  query it:    PGDATABASE={settings['PGDATABASE']} python -m validation query etf SPY"
-        )
+        _say(f"  connect:     {prefix}psql (your other PG* settings)")
+        _say(f"  query it:    {prefix}python -m validation query etf SPY")
     return report.exit_code
 
 
@@ -430,6 +480,7 @@ def _plural(count: int, noun: str) -> str:
 def cmd_backup(args: argparse.Namespace) -> int:
     from validation import operations
 
+    directory = writable_directory(Path(args.out) if args.out else operations.BACKUP_DIR, "--out")
     settings = resolve_settings(start_embedded=False)
     environment = args.target.upper()
     tables = locate_tables(args, settings)
@@ -439,7 +490,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
             environment,
             schema=tables.groups.schema,
             source_schema=tables.cache.schema,
-            directory=Path(args.out) if args.out else operations.BACKUP_DIR,
+            directory=directory,
             say=lambda m: _say(f"  {m}"),
             looked_in=_looked_in(tables, settings),
         )
@@ -450,7 +501,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
     )
     _say(f"backup:   {made.path}")
     _say(f"checksum: {made.checksum_path} (the dump and its .json)")
-    _say(f"restore:  python -m validation restore {made.path}")
+    _say(f"restore:  python -m validation restore {shlex.quote(str(made.path))}")
     return 0
 
 
@@ -674,7 +725,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print(
+            f"interrupted: '{args.command}' stopped before it finished; run it again to finish.",
+            file=sys.stderr,
+        )
         return 130
     except BrokenPipeError:
         # the reader went away (`query … | head`): stop quietly, as other command-line tools do
