@@ -314,8 +314,8 @@ def demo_database(args: argparse.Namespace) -> tuple[dict[str, str], bool]:
         settings = resolve_settings(start_embedded=True)
         _ensure_demo_role(settings)
         return settings, True
+    name = ownership.check_database_name(args.database or DEMO_DATABASE)
     settings = resolve_settings(start_embedded=False)
-    name = args.database or DEMO_DATABASE
     state = ownership.database_state(settings, name)
     where = describe(settings)
     if state == "missing":
@@ -436,7 +436,7 @@ def demo_history(settings: dict[str, str], schema: str, prefix: str) -> list[str
 
 
 def cmd_query(args: argparse.Namespace) -> int:
-    from validation.query import ask, render
+    from validation.query import ask, render, visible
 
     needed = {"etf": 1, "theme": 1, "symbol": 1, "overlap": 2, "sector": 0, "changes": 1}[
         args.question
@@ -448,6 +448,8 @@ def cmd_query(args: argparse.Namespace) -> int:
         )
     if (args.since or args.until) and args.question != "changes":
         raise UserFacingError("--since and --until go with 'query changes NAME'; use --as-of.")
+    if args.raw and args.format != "csv":
+        raise UserFacingError("--raw goes with --format csv (it turns off the formula guard).")
     settings = resolve_settings(start_embedded=False)
     tables = locate_tables(args, settings)
     answer = ask(
@@ -460,8 +462,8 @@ def cmd_query(args: argparse.Namespace) -> int:
         history={"as_of": args.as_of, "since": args.since, "until": args.until},
     )
     for note in answer.notes:
-        print(f"note: {note}", file=sys.stderr, flush=True)
-    _say(render(answer, args.format))
+        print(f"note: {visible(note)}", file=sys.stderr, flush=True)
+    _say(render(answer, args.format, raw=args.raw))
     return 0
 
 
@@ -722,7 +724,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args)
     except UserFacingError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        from validation.query import visible  # a name from the tables may hold control codes
+
+        print(f"error: {visible(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(
@@ -740,6 +744,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         if isinstance(exc, psycopg.Error):
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            print(f"error: the database refused the operation: {first}", file=sys.stderr)
+            from validation.query import visible
+
+            print(f"error: the database refused the operation: {visible(first)}", file=sys.stderr)
             return 2
         raise
