@@ -331,10 +331,13 @@ def render(answer: Answer, output_format: str, *, raw: bool = False) -> str:
         return json.dumps(records, indent=2, default=str)
     if output_format == "csv":
         buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
+        # RFC 4180's CRLF line ends: the writer quotes a cell holding any character of the line
+        # terminator, so a carriage return inside a cell can no more start a row of its own
+        # (with "\n" alone, "x\r=cmd" went out unquoted)
+        writer = csv.writer(buffer, lineterminator="\r\n")
         writer.writerow(answer.columns)
         writer.writerows([[_csv_text(v, raw=raw) for v in row] for row in answer.rows])
-        return buffer.getvalue().rstrip("\n")
+        return buffer.getvalue().removesuffix("\r\n")
     cells = [[visible(_text(v)) for v in row] for row in answer.rows]
     widths = [
         max([len(c)] + [min(len(r[i]), 60) for r in cells]) for i, c in enumerate(answer.columns)
