@@ -203,9 +203,9 @@ def a_company_with_schema_mixed_case_and_role_bi(
     with pg_server.connect(settings["PGDATABASE"], autocommit=True) as conn:
         small_cache(LegacyCache(conn).create(), "DEFAULT")
     company = Company(settings, tmp_path_factory.mktemp("mixed_case"))
-    built = company.run("build", "--target", "default", "--vars", "{analyst_role: BI}")
-    assert built.returncode == 0, built.stdout[-3000:] + built.stderr
     try:
+        built = company.run("build", "--target", "default", "--vars", "{analyst_role: BI}")
+        assert built.returncode == 0, built.stdout[-3000:] + built.stderr
         yield company
     finally:
         pg_server.drop_database(settings["PGDATABASE"])
@@ -264,13 +264,16 @@ def test_demo_refuses_a_database_name_dbt_cannot_quote_before_creating_it(
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("PGDATABASE", "postgres")
     name = f'x"{uuid.uuid4().hex[:6]} z'
-    code, out, err = _ran(capsys, ["demo", "--database", name])
-    assert code == 2 and out == ""
-    assert "holds a double quote" in err and "nothing was created" in err
-    assert len(err.strip().splitlines()) == 1
-    with pg_server.connect() as conn:
-        exists = conn.execute("select 1 from pg_database where datname = %s", (name,))
-        assert exists.fetchone() is None
+    try:
+        code, out, err = _ran(capsys, ["demo", "--database", name])
+        assert code == 2 and out == ""
+        assert "holds a double quote" in err and "nothing was created" in err
+        assert len(err.strip().splitlines()) == 1
+        with pg_server.connect() as conn:
+            exists = conn.execute("select 1 from pg_database where datname = %s", (name,))
+            assert exists.fetchone() is None
+    finally:
+        pg_server.drop_database(name)  # what the demo left behind before the fix
 
 
 def test_a_theme_key_with_terminal_codes_is_shown_escaped_in_a_table(
