@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from pathlib import Path
 from types import FrameType
 from typing import TextIO
@@ -193,8 +193,9 @@ def _run_passing_output_through(
     )
     assert process.stdout is not None
     try:
-        for line in process.stdout:
-            output.write(line)
+        with _terminations_forwarded_to(process):
+            for line in process.stdout:
+                output.write(line)
     except KeyboardInterrupt:
         output.interrupted = True
         process.send_signal(signal.SIGINT)
@@ -205,6 +206,36 @@ def _run_passing_output_through(
         process.wait()
         raise
     return subprocess.CompletedProcess(list(command), process.wait())
+
+
+@contextmanager
+def _terminations_forwarded_to(process: subprocess.Popen[str]) -> Iterator[None]:
+    """dbt has a process group of its own, so a SIGTERM or SIGHUP meant for the harness's
+    group (a cancelled CI job, a closed terminal) would miss it and leave it running: while
+    it runs, either signal is handed on to dbt, and once dbt has ended the harness ends by the
+    same signal."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():  # no signal handlers there
+        yield
+        return
+    received: list[int] = []
+
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        received.append(signum)
+        with suppress(ProcessLookupError):
+            process.send_signal(signum)
+
+    handed_on = (signal.SIGTERM, signal.SIGHUP)
+    previous = {signum: signal.signal(signum, forward) for signum in handed_on}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if received:
+        process.wait()
+        os.kill(os.getpid(), received[0])  # with the harness's own handler back in place
 
 
 def _wait_for_interrupted(process: subprocess.Popen[str], output: InterruptAwareOutput) -> None:
