@@ -382,6 +382,29 @@ def test_ctrl_c_during_a_build_ends_in_one_line_and_exit_130(
     ]
 
 
+def test_a_harness_build_terminated_takes_its_dbt_with_it(
+    operator_on_a_built_default: DbtProject, tmp_path: Path
+) -> None:
+    """dbt runs in a process group of its own (so Ctrl-C reaches the harness first): a SIGTERM
+    to the harness alone (a cancelled CI job) must still end dbt."""
+    target_path = str(tmp_path / "terminated")
+    env = {**os.environ, "DO_NOT_TRACK": "1", "DBT_TARGET_PATH": target_path}
+    build = subprocess.Popen(
+        [*HARNESS, "build", "--target", "default"], cwd=PROJECT_ROOT, env=env,
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    assert build.stdout is not None
+    for line in build.stdout:
+        if " START " in line:
+            break
+    build.terminate()
+    build.communicate(timeout=120)
+    assert build.returncode == -signal.SIGTERM
+    left = subprocess.run(["pgrep", "-f", target_path], capture_output=True, text=True)
+    assert left.stdout == "", "dbt kept running after the harness ended"
+
+
 # --- 9. freshness that a stamp from the future cannot fool ----------------------------------
 
 
