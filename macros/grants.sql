@@ -111,3 +111,16 @@
         {{ call_dcl_statements(statements) }}
     {%- endif -%}
 {% endmacro %}
+
+
+{% macro postgres__get_grant_sql(relation, privilege, grantees) -%}
+    {#-
+        dbt's default__get_grant_sql with each grantee quoted, as dbt's revoke already does: an
+        analyst role named "BI" is that role, not bi.
+    -#}
+    {%- set quoted_grantees = [] -%}
+    {%- for grantee in grantees -%}
+        {%- do quoted_grantees.append(adapter.quote(grantee)) -%}
+    {%- endfor -%}
+    grant {{ privilege }} on {{ relation.render() }} to {{ quoted_grantees | join(', ') }}
+{%- endmacro %}

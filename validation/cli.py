@@ -59,7 +59,7 @@ def cmd_db(args: argparse.Namespace) -> int:
     if args.action == "start":
         info = server.start()
         _say(f"embedded PostgreSQL running (pid {info.pid}), data in {info.pgdata}")
-        _say(f"  connect:  psql '{info.url()}'")
+        _say(f"  connect:  psql {shlex.quote(info.url())}")
         _say('  use it:   eval "$(python -m validation db env)"')
         return 0
     if args.action == "stop":
@@ -185,6 +185,7 @@ def locate_tables(args: argparse.Namespace, settings: dict[str, str]) -> targets
 def cmd_validate(args: argparse.Namespace) -> int:
     from validation.validate import format_report, run_validation
 
+    json_path = writable_file(args.json, "--json") if args.json else None
     settings = resolve_settings(start_embedded=False)
     started = time.perf_counter()
     report = run_validation(
@@ -197,17 +198,68 @@ def cmd_validate(args: argparse.Namespace) -> int:
         timings_mode=args.timings,
     )
     _say(format_report(report))
-    if args.json:
+    if json_path is not None:
         import json
 
         from validation.validate import report_as_dict
 
-        Path(args.json).write_text(
-            json.dumps(report_as_dict(report), indent=2, default=str) + "\n", encoding="utf-8"
-        )
-        _say(f"result as JSON: {args.json}")
+        try:
+            json_path.write_text(
+                json.dumps(report_as_dict(report), indent=2, default=str) + "\n", encoding="utf-8"
+            )
+        except OSError as exc:
+            raise UserFacingError(
+                f"The validation ran (exit {report.exit_code} above) but its JSON could not be "
+                f"written to {json_path} ({exc.strerror}); rerun with --json naming a writable "
+                "file."
+            ) from exc
+        _say(f"result as JSON: {json_path}")
     _say(f"validation took {time.perf_counter() - started:.1f} s in all")
     return report.exit_code
+
+
+def writable_file(path_text: str, option: str) -> Path:
+    """The file an output option names, checked before any work is done: its directory exists
+    and a file can be created there (a probe file, removed at once), and it is no directory."""
+    path = Path(path_text)
+    if path.is_dir():
+        raise UserFacingError(
+            f"{option} {path} is a directory; name a file, e.g. {path / 'validation.json'}."
+        )
+    _probe_directory(path.parent, f"{option} {path}: its directory")
+    return path
+
+
+def writable_directory(path: Path, option: str) -> Path:
+    """The directory an output option names, created when missing and checked writable before
+    any work is done."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserFacingError(
+            f"{option} {path}: the directory cannot be created ({exc.strerror}); name a "
+            f"directory you can write to with {option} DIR."
+        ) from exc
+    _probe_directory(path, f"{option} {path}")
+    return path
+
+
+def _probe_directory(directory: Path, described: str) -> None:
+    import tempfile
+
+    if not directory.is_dir():
+        raise UserFacingError(
+            f"{described} {directory} does not exist; create it, or name a file in an existing "
+            "directory."
+        )
+    try:
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as exc:
+        raise UserFacingError(
+            f"{described} {directory} cannot be written to ({exc.strerror}); name a place you "
+            "can write to."
+        ) from exc
 
 
 def migration_summary(settings: dict[str, str], tables: targets.Tables) -> list[str]:
@@ -262,8 +314,8 @@ def demo_database(args: argparse.Namespace) -> tuple[dict[str, str], bool]:
         settings = resolve_settings(start_embedded=True)
         _ensure_demo_role(settings)
         return settings, True
+    name = ownership.check_database_name(args.database or DEMO_DATABASE)
     settings = resolve_settings(start_embedded=False)
-    name = args.database or DEMO_DATABASE
     state = ownership.database_state(settings, name)
     where = describe(settings)
     if state == "missing":
@@ -328,7 +380,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     for line in migration_summary(settings, tables):
         _say(line)
     _say("")
-    prefix = "" if embedded else f"PGDATABASE={settings['PGDATABASE']} "
+    prefix = "" if embedded else f"PGDATABASE={shlex.quote(settings['PGDATABASE'])} "
     if owned:
         for line in demo_history(settings, tables.groups.schema, prefix):
             _say(line)
@@ -341,13 +393,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if embedded:
         info = server.status()
         assert info is not None
-        _say(f"  connect:     psql '{info.url()}'")
+        _say(f"  connect:     psql {shlex.quote(info.url())}")
         _say("  stop server: python -m validation db stop")
     else:
-        _say(f"  connect:     psql (your PG* settings, with PGDATABASE={settings['PGDATABASE']})")
-        _say(
-            f"  query it:    PGDATABASE={settings['PGDATABASE']} python -m validation query etf SPY"
-        )
+        _say(f"  connect:     {prefix}psql (your other PG* settings)")
+        _say(f"  query it:    {prefix}python -m validation query etf SPY")
     return report.exit_code
 
 
@@ -386,7 +436,7 @@ def demo_history(settings: dict[str, str], schema: str, prefix: str) -> list[str
 
 
 def cmd_query(args: argparse.Namespace) -> int:
-    from validation.query import ask, render
+    from validation.query import ask, render, visible
 
     needed = {"etf": 1, "theme": 1, "symbol": 1, "overlap": 2, "sector": 0, "changes": 1}[
         args.question
@@ -398,6 +448,8 @@ def cmd_query(args: argparse.Namespace) -> int:
         )
     if (args.since or args.until) and args.question != "changes":
         raise UserFacingError("--since and --until go with 'query changes NAME'; use --as-of.")
+    if args.raw and args.format != "csv":
+        raise UserFacingError("--raw goes with --format csv (it turns off the formula guard).")
     settings = resolve_settings(start_embedded=False)
     tables = locate_tables(args, settings)
     answer = ask(
@@ -409,7 +461,9 @@ def cmd_query(args: argparse.Namespace) -> int:
         looked_in=_looked_in(tables, settings),
         history={"as_of": args.as_of, "since": args.since, "until": args.until},
     )
-    _say(render(answer, args.format))
+    for note in answer.notes:
+        print(f"note: {visible(note)}", file=sys.stderr, flush=True)
+    _say(render(answer, args.format, raw=args.raw))
     return 0
 
 
@@ -428,6 +482,7 @@ def _plural(count: int, noun: str) -> str:
 def cmd_backup(args: argparse.Namespace) -> int:
     from validation import operations
 
+    directory = writable_directory(Path(args.out) if args.out else operations.BACKUP_DIR, "--out")
     settings = resolve_settings(start_embedded=False)
     environment = args.target.upper()
     tables = locate_tables(args, settings)
@@ -437,7 +492,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
             environment,
             schema=tables.groups.schema,
             source_schema=tables.cache.schema,
-            directory=Path(args.out) if args.out else operations.BACKUP_DIR,
+            directory=directory,
             say=lambda m: _say(f"  {m}"),
             looked_in=_looked_in(tables, settings),
         )
@@ -448,7 +503,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
     )
     _say(f"backup:   {made.path}")
     _say(f"checksum: {made.checksum_path} (the dump and its .json)")
-    _say(f"restore:  python -m validation restore {made.path}")
+    _say(f"restore:  python -m validation restore {shlex.quote(str(made.path))}")
     return 0
 
 
@@ -669,10 +724,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args)
     except UserFacingError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        from validation.query import visible  # a name from the tables may hold control codes
+
+        print(f"error: {visible(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print(
+            f"interrupted: '{args.command}' stopped before it finished; run it again to finish.",
+            file=sys.stderr,
+        )
         return 130
     except BrokenPipeError:
         # the reader went away (`query … | head`): stop quietly, as other command-line tools do
@@ -684,6 +744,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         if isinstance(exc, psycopg.Error):
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            print(f"error: the database refused the operation: {first}", file=sys.stderr)
+            from validation.query import visible
+
+            print(f"error: the database refused the operation: {visible(first)}", file=sys.stderr)
             return 2
         raise

@@ -94,7 +94,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     query.add_argument("names", nargs="*", help="ETF, symbol, sector or theme name(s)")
     query.add_argument("--target", choices=TARGET_NAMES, default="default")
-    query.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    query.add_argument(
+        "--format",
+        choices=["table", "csv", "json"],
+        default="table",
+        help="table (default; control characters shown as escapes such as \\x1b), csv (a text "
+        "cell starting with = + - @, a tab or CR gets a leading ' so no spreadsheet runs it as "
+        "a formula) or json",
+    )
+    query.add_argument(
+        "--raw",
+        action="store_true",
+        help="with --format csv: every cell exactly as stored, without the formula guard",
+    )
     query.add_argument(
         "--as-of",
         help="answer etf/theme/sector/symbol from the history, as of a date (its end) or "

@@ -36,12 +36,31 @@ def connect(settings: Mapping[str, str] | None = None, **kwargs: object) -> psyc
     try:
         return psycopg.connect(**params)  # type: ignore[arg-type]
     except psycopg.OperationalError as exc:
-        where = describe(settings)
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserFacingError(
-            f"Cannot connect to PostgreSQL at {where} ({first_line}); start the embedded server "
-            "with 'python -m validation db start' or set PGHOST/PGPORT/PGUSER/PGDATABASE."
-        ) from exc
+        raise UserFacingError(connection_failure(exc, settings)) from exc
+
+
+def connection_failure(exc: psycopg.OperationalError, settings: Mapping[str, str] | None) -> str:
+    """One sentence: where the connection went, what the server (or libpq) said, and which
+    setting to check for that kind of failure."""
+    text = str(exc).strip()
+    # libpq: 'connection failed: connection to server at "h", port 5432 failed: FATAL:  <why>'
+    reason = text.splitlines()[0].rsplit(" failed: ", 1)[-1] if text else type(exc).__name__
+    reason = reason.removeprefix("FATAL:").strip()
+    if "does not exist" in reason and "database" in reason:
+        advice = "check PGDATABASE ('psql -l' lists the databases that server has)"
+    elif "role" in reason or "authentication" in reason or "password" in reason:
+        advice = "check PGUSER, and PGPASSWORD or ~/.pgpass"
+    elif external_server_configured():  # the caller's PG* settings, not the embedded server
+        advice = (
+            "check that a PostgreSQL server runs there and that PGHOST and PGPORT name it "
+            "(unset them to use the embedded server)"
+        )
+    else:
+        advice = (
+            "start the embedded server with 'python -m validation db start', or set "
+            "PGHOST/PGPORT/PGUSER/PGDATABASE to use your own"
+        )
+    return f"Cannot connect to PostgreSQL at {describe(settings)} ({reason}); {advice}."
 
 
 def describe(settings: Mapping[str, str] | None = None) -> str:

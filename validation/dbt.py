@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from pathlib import Path
+from types import FrameType
+from typing import TextIO
 
 import psycopg
 
@@ -109,6 +112,37 @@ def _advisory_lock(
         conn.execute("select pg_advisory_lock(hashtext(%s), hashtext(%s))", params)
 
 
+# What dbt prints first when a command ends in an exception, a Ctrl-C included; its stack
+# trace follows (dbt's postflight).  After an interrupt the harness shows dbt's output up to
+# this line, and then says in one line of its own that it was interrupted.
+DBT_ERROR_BANNER = "Encountered an error:"
+
+
+class InterruptAwareOutput:
+    """dbt's console output, passed through to ``out`` as it comes; once ``interrupted`` is
+    set, everything from dbt's error banner on (its stack trace of the KeyboardInterrupt) is
+    left out.  Its lines of cancelled queries before that stay."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.interrupted = False
+        self._muted = False
+
+    def write(self, text: str) -> int:
+        if self.interrupted and DBT_ERROR_BANNER in text:
+            self._muted = True
+        if not self._muted:
+            self.out.write(text)
+            self.out.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        self.out.flush()
+
+    def isatty(self) -> bool:
+        return _stdout_is_terminal()
+
+
 def run_dbt(
     args: Sequence[str],
     settings: Mapping[str, str],
@@ -116,24 +150,130 @@ def run_dbt(
     project_dir: Path = PROJECT_ROOT,
     capture: bool = False,
 ) -> subprocess.CompletedProcess[str]:
-    """Run one dbt command in the project; raise UserFacingError when it fails."""
+    """Run one dbt command in the project; raise UserFacingError when it fails.
+
+    dbt runs in a process group of its own, its output passed through line by line, so a
+    Ctrl-C reaches the harness alone: it hands dbt one SIGINT (dbt cancels its queries and
+    ends by itself, its semaphores released: killed, it would leave them to the resource
+    tracker's 'leaked semaphore' warning), leaves out dbt's stack trace and raises
+    KeyboardInterrupt, which the command line turns into one line and exit 130.  A second
+    Ctrl-C stops dbt at once."""
     profiles_dir = ensure_profiles(project_dir)
     command = [dbt_executable(), *args, "--project-dir", str(project_dir)]
     command += ["--profiles-dir", str(profiles_dir)]
-    completed = subprocess.run(
-        command,
-        cwd=project_dir,
-        env=dbt_environment(settings, terminal=False if capture else None),
-        text=True,
-        capture_output=capture,
-        check=False,
-    )
+    env = dbt_environment(settings, terminal=False if capture else None)
+    if capture:
+        completed = subprocess.run(
+            command, cwd=project_dir, env=env, text=True, capture_output=True, check=False
+        )
+    else:
+        completed = _run_passing_output_through(command, project_dir, env)
     if completed.returncode != 0:
         raise UserFacingError(
             f"'dbt {' '.join(args)}' failed (exit {completed.returncode}); its output above "
             f"and {project_dir / 'logs' / 'dbt.log'} say why."
         )
     return completed
+
+
+def _run_passing_output_through(
+    command: Sequence[str], project_dir: Path, env: Mapping[str, str]
+) -> subprocess.CompletedProcess[str]:
+    output = InterruptAwareOutput(sys.stdout)
+    process = subprocess.Popen(
+        command,
+        cwd=project_dir,
+        env={**env, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+        process_group=0,  # the terminal's Ctrl-C goes to the harness, which hands it on
+    )
+    assert process.stdout is not None
+    try:
+        with _terminations_forwarded_to(process):
+            for line in process.stdout:
+                output.write(line)
+    except KeyboardInterrupt:
+        output.interrupted = True
+        process.send_signal(signal.SIGINT)
+        _wait_for_interrupted(process, output)
+        raise
+    except BaseException:  # our output went away (a closed pipe): dbt must not block on it
+        process.kill()
+        process.wait()
+        raise
+    return subprocess.CompletedProcess(list(command), process.wait())
+
+
+@contextmanager
+def _terminations_forwarded_to(process: subprocess.Popen[str]) -> Iterator[None]:
+    """dbt has a process group of its own, so a SIGTERM or SIGHUP meant for the harness's
+    group (a cancelled CI job, a closed terminal) would miss it and leave it running: while
+    it runs, either signal is handed on to dbt, and once dbt has ended the harness ends by the
+    same signal."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():  # no signal handlers there
+        yield
+        return
+    received: list[int] = []
+
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        received.append(signum)
+        with suppress(ProcessLookupError):
+            process.send_signal(signum)
+
+    handed_on = (signal.SIGTERM, signal.SIGHUP)
+    previous = {signum: signal.signal(signum, forward) for signum in handed_on}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if received:
+        process.wait()
+        os.kill(os.getpid(), received[0])  # with the harness's own handler back in place
+
+
+def _wait_for_interrupted(process: subprocess.Popen[str], output: InterruptAwareOutput) -> None:
+    """dbt, handed a SIGINT, cancels its queries and ends; its last lines are shown."""
+    assert process.stdout is not None
+    try:
+        for line in process.stdout:
+            output.write(line)
+        process.wait()
+    except (KeyboardInterrupt, OSError):  # a second Ctrl-C, or our output went away
+        process.kill()
+        process.wait()
+
+
+@contextmanager
+def interrupt_aware_stdout() -> Iterator[InterruptAwareOutput]:
+    """For dbt run in this process: its console output (dbt's logger writes to the sys.stdout
+    of the moment it starts) through InterruptAwareOutput, which a Ctrl-C marks interrupted
+    before dbt's handlers see the KeyboardInterrupt."""
+    import threading
+    from contextlib import redirect_stdout
+
+    output = InterruptAwareOutput(sys.stdout)
+    if threading.current_thread() is not threading.main_thread():  # no signal handlers there
+        with redirect_stdout(output):  # type: ignore[type-var]
+            yield output
+        return
+
+    def interrupted(signum: int, frame: FrameType | None) -> None:
+        output.interrupted = True
+        signal.default_int_handler(signum, frame)
+
+    previous = signal.signal(signal.SIGINT, interrupted)
+    try:
+        with redirect_stdout(output):  # type: ignore[type-var]
+            yield output
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @contextmanager
@@ -165,10 +305,12 @@ def run_dbt_in_process(
 
     profiles_dir = ensure_profiles(project_dir)
     common = ["--project-dir", str(project_dir), "--profiles-dir", str(profiles_dir)]
-    with process_environment(dbt_environment(settings)):
+    with process_environment(dbt_environment(settings)), interrupt_aware_stdout() as output:
         for index, args in enumerate(invocations):
             with before_each(index) if before_each else nullcontext():
                 result = dbtRunner().invoke([*args, *common])
+            if output.interrupted:  # dbt caught the KeyboardInterrupt and reported failure
+                raise KeyboardInterrupt
             if not result.success:
                 cause = f": {result.exception}" if result.exception else ""
                 raise UserFacingError(

@@ -4,6 +4,7 @@ answered from the history models (models/marts/history/)."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -12,7 +13,7 @@ from psycopg import sql
 
 from validation.connection import connect
 from validation.errors import UserFacingError
-from validation.query import Answer, close_names
+from validation.query import Answer, close_names, environments_in, other_targets_hint
 
 # When a group name is shared by several types, the one a person most likely meant.
 TYPE_PREFERENCE = ("ETF", "THEME", "SECTOR", "SEGMENT", "CUSTOM")
@@ -26,7 +27,10 @@ def parse_moment(text: str, *, end_of_day: bool) -> datetime:
         if len(text.strip()) == 10:
             day = date.fromisoformat(text.strip())
             moment = datetime.combine(day, time())
-            return moment + timedelta(days=1) if end_of_day else moment
+            if not end_of_day:
+                return moment
+            # the end of 9999-12-31 (a common "no end") is the last moment datetime holds
+            return moment + timedelta(days=1) if day < date.max else datetime.max
         parsed = datetime.fromisoformat(text.strip())
     except ValueError as exc:
         raise UserFacingError(
@@ -45,21 +49,67 @@ def _history_start(conn: psycopg.Connection, schema: str, environment: str) -> d
         (environment,),
     ).fetchone()
     if not row or row[0] is None:
+        history = sql.Identifier(schema, "definition_group_history")
         raise UserFacingError(
-            f"There is no history of {environment} yet; build it with "
+            f"There is no history of {environment} yet"
+            f"{other_targets_hint(environments_in(conn, history))}; build it with "
             f"'python -m validation build --target {environment.lower()}' (history starts "
             "at the first build that includes the history models)."
         )
     return row[0]
 
 
+def _since_when(start: datetime, environment: str) -> str:
+    return (
+        f"The history of {environment} starts at {_shown(start)} UTC (the first build with the "
+        "history models)"
+    )
+
+
+def _shown(moment: datetime) -> str:
+    return moment.isoformat(sep=" ", timespec="seconds")
+
+
 def _require_known(start: datetime, moment: datetime, environment: str, option: str) -> None:
     if moment < start:
         raise UserFacingError(
-            f"The history of {environment} starts at {start.isoformat(sep=' ')} UTC (the first "
-            f"build with the history models); nothing is known before it: give {option} "
+            f"{_since_when(start, environment)}; nothing is known before it: give {option} "
             f"{start.date().isoformat()} or later."
         )
+
+
+def _changes_range(
+    since: str, until: str | None, start: datetime, now: datetime, environment: str
+) -> tuple[datetime, datetime, list[str]]:
+    """The (begin, end) that ``changes --since/--until`` covers, and notes on how it was read:
+    a reversed range or a --since after now is refused; a --since before the history began
+    starts at its beginning, and an --until after now ends now, each with a note."""
+    begin = parse_moment(since, end_of_day=False)
+    end = parse_moment(until, end_of_day=True) if until else now
+    if until and end <= begin:
+        raise UserFacingError(
+            f"--until {until} is not after --since {since}: the range is reversed; give the "
+            "earlier moment to --since and the later one to --until."
+        )
+    _require_known(start, end, environment, "--until")
+    if begin > now:
+        raise UserFacingError(
+            f"--since {since} is in the future (it is {_shown(now)} UTC now): nothing has "
+            "changed after now; give an earlier --since."
+        )
+    notes = []
+    if begin < start:
+        notes.append(f"{_since_when(start, environment)}: the changes are shown from then.")
+        begin = start
+    if end > now:
+        if end > _end_of_day(now):
+            notes.append(f"--until {until} is in the future: the changes are shown up to now.")
+        end = now
+    return begin, end, notes
+
+
+def _end_of_day(moment: datetime) -> datetime:
+    return datetime.combine(moment.date() + timedelta(days=1), time())
 
 
 def _resolve_group(
@@ -222,25 +272,27 @@ def ask_history(
     try:
         with connect(settings) as conn:
             start = _history_start(conn, schema, environment)
+            now = datetime.now(UTC).replace(tzinfo=None)
             if question == "changes":
                 if since is None:
                     raise UserFacingError(
                         "'query changes' needs --since (e.g. --since 2026-03-01)."
                     )
-                begin = parse_moment(since, end_of_day=False)
-                end = (
-                    parse_moment(until, end_of_day=True)
-                    if until
-                    else datetime.now(UTC).replace(tzinfo=None)
-                )
-                _require_known(start, begin, environment, "--since")
+                begin, end, notes = _changes_range(since, until, start, now, environment)
                 group = _resolve_group(conn, schema, environment, arguments[0], None)
-                return _changes(conn, schema, environment, group, begin, end)
+                answer = _changes(conn, schema, environment, group, begin, end)
+                return replace(answer, notes=notes)
             assert as_of is not None
             at = parse_moment(as_of, end_of_day=True)
             _require_known(start, at, environment, "--as-of")
+            notes = []
+            if at > now:
+                if at > _end_of_day(now):
+                    notes.append(f"--as-of {as_of} is in the future: answered as of now.")
+                at = now
             if question == "symbol":
-                return _groups_as_of(conn, schema, environment, arguments[0].strip().upper(), at)
+                answer = _groups_as_of(conn, schema, environment, arguments[0].strip().upper(), at)
+                return replace(answer, notes=notes)
             kind = QUESTION_TYPES.get(question)
             if kind is None:
                 raise UserFacingError(
@@ -248,7 +300,7 @@ def ask_history(
                     "or symbol."
                 )
             group = _resolve_group(conn, schema, environment, arguments[0], kind)
-            return _members_as_of(conn, schema, environment, group, at)
+            return replace(_members_as_of(conn, schema, environment, group, at), notes=notes)
     except psycopg.errors.UndefinedTable as exc:
         raise UserFacingError(
             f"The history tables are missing ({exc.diag.message_primary}); build the models "

@@ -19,6 +19,32 @@ from validation.errors import UserFacingError
 OWNED_MARK = "created by the sprint59 migration harness"
 
 
+MAX_NAME_BYTES = 63  # PostgreSQL's NAMEDATALEN - 1: a longer name is cut short, silently
+
+
+def check_database_name(name: str, option: str = "--database") -> str:
+    """``name`` when every step can use it as a database name, else UserFacingError saying
+    why, before anything is created.  The harness quotes it (psycopg.sql.Identifier) wherever
+    it goes into SQL, but dbt writes a database name between double quotes without doubling
+    one inside it, PostgreSQL cuts a name beyond 63 bytes (the next connection then names
+    another database), and libpq takes no NUL."""
+    problem = ""
+    if not name.strip():
+        problem = "is empty"
+    elif '"' in name:
+        problem = "holds a double quote, which dbt cannot quote"
+    elif any(ord(char) < 32 or ord(char) == 127 for char in name):
+        problem = "holds a control character"
+    elif len(name.encode("utf-8")) > MAX_NAME_BYTES:
+        problem = f"is longer than PostgreSQL's {MAX_NAME_BYTES} bytes"
+    if problem:
+        raise UserFacingError(
+            f"{option} {name!r} {problem}; nothing was created: choose a name of letters, "
+            "digits, '_' or '-' (spaces work too), e.g. sprint59_demo."
+        )
+    return name
+
+
 def _comment(purpose: str) -> str:
     return f"{OWNED_MARK} ({purpose}); everything in it was written by the harness"
 
@@ -37,6 +63,7 @@ def database_state(settings: Mapping[str, str], name: str) -> str:
 
 def create_owned_database(settings: Mapping[str, str], name: str, purpose: str) -> None:
     """CREATE DATABASE ``name`` and mark it as the harness's own."""
+    check_database_name(name)
     try:
         with connect(settings, autocommit=True) as conn:
             conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))

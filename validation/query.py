@@ -6,6 +6,7 @@ import csv
 import difflib
 import io
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -20,6 +21,27 @@ from validation.errors import UserFacingError
 
 FORMATS = ("table", "csv", "json")
 
+# Characters a terminal acts on instead of showing: C0 controls (ESC starts the sequences that
+# clear the screen or rewrite the title), DEL, C1 controls, and the bidirectional overrides and
+# isolates that reorder what is shown.  Table output shows each as an escape (\x1b, \u202e).
+_INVISIBLE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# OWASP, "CSV Injection": a spreadsheet reads a cell starting with one of these as a formula
+# (=HYPERLINK(...), +cmd, -2+3, @SUM, or after a tab or carriage return); a leading single
+# quote makes it text.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def visible(text: str) -> str:
+    """``text`` with every control character shown as an escape (ESC as \\x1b), so printing
+    it can neither move the cursor, clear the screen nor reorder the line."""
+    return _INVISIBLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+def csv_safe(cell: str) -> str:
+    """A CSV cell no spreadsheet runs as a formula: one that starts with = + - @, a tab or a
+    carriage return gets a leading single quote (OWASP's CSV-injection guidance)."""
+    return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
+
 
 @dataclass(frozen=True)
 class Answer:
@@ -28,6 +50,7 @@ class Answer:
     title: str
     columns: Sequence[str]
     rows: Sequence[Sequence[Any]]
+    notes: Sequence[str] = ()  # what the operator should know about the answer (on stderr)
 
 
 def _relation(schema: str, name: str) -> sql.Identifier:
@@ -59,10 +82,31 @@ def _require_environment(
             "it was built in with --schema (or DBT_SCHEMA)."
         ) from exc
     if not row or row[0] == 0:
+        others = environments_in(conn, _relation(schema, "definition_groups"))
         raise UserFacingError(
-            f"Environment {environment} has no migrated groups; build it with "
+            f"Environment {environment} has no migrated groups in {schema}"
+            f"{other_targets_hint(others)}; build it with "
             f"'python -m validation build --target {environment.lower()}'."
         )
+
+
+def environments_in(conn: psycopg.Connection, table: sql.Identifier) -> list[str]:
+    """The environments that have rows in ``table`` (a table with an environment column)."""
+    return [
+        str(r[0])
+        for r in conn.execute(
+            sql.SQL("select distinct environment from {} order by 1").format(table)
+        ).fetchall()
+    ]
+
+
+def other_targets_hint(environments: Sequence[str]) -> str:
+    """' (it holds PROD: add --target prod)' for an environment asked of a database that holds
+    others (the targets are the environments in lower case), else ''."""
+    if not environments:
+        return ""
+    options = " or ".join(f"--target {e.lower()}" for e in environments)
+    return f" (it holds {', '.join(environments)}: add {options})"
 
 
 def _unknown(conn: psycopg.Connection, schema: str, environment: str, kind: str, name: str) -> str:
@@ -268,8 +312,18 @@ def _text(value: Any) -> str:
     return str(_cell(value))
 
 
-def render(answer: Answer, output_format: str) -> str:
-    """The answer as an aligned table, CSV or JSON (a list of objects)."""
+def _csv_text(value: Any, *, raw: bool) -> str:
+    text = _text(value)
+    # numbers are numbers (a weight of -0.5 is no formula); text from the tables is guarded
+    return text if raw or not isinstance(value, str | list) else csv_safe(text)
+
+
+def render(answer: Answer, output_format: str, *, raw: bool = False) -> str:
+    """The answer as an aligned table, CSV or JSON (a list of objects).
+
+    The table is for reading on a terminal: control characters show as escapes (visible).  A
+    CSV cell of text that a spreadsheet would run as a formula starts with a single quote
+    (csv_safe) unless ``raw``; JSON escapes control characters itself."""
     if output_format == "json":
         records = [
             {c: _cell(v) for c, v in zip(answer.columns, row, strict=True)} for row in answer.rows
@@ -277,11 +331,14 @@ def render(answer: Answer, output_format: str) -> str:
         return json.dumps(records, indent=2, default=str)
     if output_format == "csv":
         buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
+        # RFC 4180's CRLF line ends: the writer quotes a cell holding any character of the line
+        # terminator, so a carriage return inside a cell can no more start a row of its own
+        # (with "\n" alone, "x\r=cmd" went out unquoted)
+        writer = csv.writer(buffer, lineterminator="\r\n")
         writer.writerow(answer.columns)
-        writer.writerows([[_text(v) for v in row] for row in answer.rows])
-        return buffer.getvalue().rstrip("\n")
-    cells = [[_text(v) for v in row] for row in answer.rows]
+        writer.writerows([[_csv_text(v, raw=raw) for v in row] for row in answer.rows])
+        return buffer.getvalue().removesuffix("\r\n")
+    cells = [[visible(_text(v)) for v in row] for row in answer.rows]
     widths = [
         max([len(c)] + [min(len(r[i]), 60) for r in cells]) for i, c in enumerate(answer.columns)
     ]
@@ -292,6 +349,6 @@ def render(answer: Answer, output_format: str) -> str:
             for v, w in zip(values, widths, strict=True)
         ).rstrip()
 
-    out = [answer.title, line(answer.columns), line(["-" * w for w in widths])]
+    out = [visible(answer.title), line(answer.columns), line(["-" * w for w in widths])]
     out += [line(row) for row in cells] or ["(no rows)"]
     return "\n".join(out)

@@ -119,6 +119,15 @@ def connection_url(settings: Mapping[str, str]) -> str:
     return url.render_as_string(hide_password=False)
 
 
+def gx_name(name: str) -> str:
+    """A schema or table name for a GX table asset, kept as it is: GX lower-cases a plain
+    name (a schema "Mixed_Case" became mixed_case), and a name in double quotes it quotes once
+    more.  SQLAlchemy's quoted_name is one that stays itself when lower-cased, and is quoted."""
+    from sqlalchemy.sql import quoted_name
+
+    return quoted_name(name, quote=True)
+
+
 def _declare_checks(
     gx: Any, spec: ExpectationsFile, gx_queries: Mapping[str, str], *, timed: bool = True
 ) -> list[_Check]:
@@ -385,13 +394,13 @@ def _run_checkpoint(
         ),
         "definition_groups": postgres.add_table_asset(
             "definition_groups",
-            table_name=relations.groups.name,
-            schema_name=relations.groups.schema,
+            table_name=gx_name(relations.groups.name),
+            schema_name=gx_name(relations.groups.schema),
         ),
         "group_memberships": postgres.add_table_asset(
             "group_memberships",
-            table_name=relations.memberships.name,
-            schema_name=relations.memberships.schema,
+            table_name=gx_name(relations.memberships.name),
+            schema_name=gx_name(relations.memberships.schema),
         ),
         "query_timings": context.data_sources.add_pandas("timings").add_csv_asset(
             "query_timings", filepath_or_buffer=timings_csv

@@ -110,6 +110,15 @@ def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
     return lines
 
 
+# The checkpoint's own run time is Great Expectations' work (its metrics, Data Docs), not the
+# migrated tables' speed, which the query timing budgets measure and gate.
+CHECKPOINT_TARGET_ROLE = "advisory: it never fails the result"
+CHECKPOINT_OVER = (
+    "Great Expectations' own time, which a busy machine lengthens; the tables' speed is "
+    "what the query timings above gate"
+)
+
+
 def format_report(report: ValidationReport) -> str:
     """A compact table (expectation, observed, expected, pass/fail), the timings and the figures."""
     lines = [
@@ -142,7 +151,8 @@ def format_report(report: ValidationReport) -> str:
         f"import great_expectations: {report.import_seconds:.2f} s"
         f"{' (already loaded)' if report.gx_was_loaded else ''}; "
         f"checkpoint run: {report.checkpoint_seconds:.2f} s "
-        f"(target < {report.checkpoint_budget_seconds:g} s{', OVER' if over else ''}); "
+        f"(target < {report.checkpoint_budget_seconds:g} s, {CHECKPOINT_TARGET_ROLE}"
+        f"{'; OVER: ' + CHECKPOINT_OVER if over else ''}); "
         f"GX setup {report.setup_seconds:.2f} s; query timing {report.timing_seconds:.2f} s",
         f"Data Docs: {report.docs_index}",
         *([report.other_writers.summary()] if report.other_writers else []),

@@ -139,7 +139,7 @@
 
 {% macro create_open_history_index(key_columns) %}
     {#- Post-hook of a history model: at most one open row per key, enforced by the database. -#}
-    create unique index if not exists {{ this.identifier }}_open_key
+    create unique index if not exists {{ adapter.quote(this.identifier ~ '_open_key') }}
         on {{ this }} ({{ key_columns | join(', ') }}) where valid_to is null
 {% endmacro %}
 

@@ -174,7 +174,7 @@
     {#- A member another writer already put in the group stays theirs: no second row. #}
     select
         case
-            when change = 'insert' then nextval('{{ sequence_name }}') else existing_id
+            when change = 'insert' then nextval({{ sql_literal(sequence_name) }}) else existing_id
         end::integer as id,
         group_id::integer as group_id,
         symbol::varchar(50) as symbol,

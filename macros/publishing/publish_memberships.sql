@@ -129,7 +129,7 @@
 
 
 {% macro membership_sequence(memberships_schema) -%}
-    {{ memberships_schema }}.group_memberships_id_seq
+    {{ id_sequence('group_memberships_id_seq', memberships_schema) }}
 {%- endmacro %}
 
 

@@ -15,11 +15,13 @@
         select
             (
                 select reltuples from pg_class
-                where oid = to_regclass('{{ memberships }}')
+                where oid = to_regclass({{ sql_literal(memberships) }})
             ) as table_rows,
             exists (
                 select from pg_stats
-                where schemaname = '{{ memberships.schema }}' and tablename = '{{ memberships.identifier }}'
+                where
+                    schemaname = {{ sql_literal(memberships.schema) }}
+                    and tablename = {{ sql_literal(memberships.identifier) }}
             ) as has_statistics,
             (
                 select coalesce(sum(memberships_inserted + memberships_updated + memberships_deleted), 0)

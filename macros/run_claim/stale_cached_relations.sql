@@ -9,12 +9,15 @@
         | selectattr('resource_type', 'in', ['model', 'seed', 'snapshot'])
         | rejectattr('config.materialized', 'equalto', 'ephemeral')
         | list -%}
-    {%- set schemas = nodes | map(attribute='schema') | unique | list -%}
+    {%- set schemas = [] -%}
+    {%- for schema in nodes | map(attribute='schema') | unique -%}
+        {%- do schemas.append(sql_literal(schema)) -%}
+    {%- endfor -%}
     {%- set catalog = run_query(
         "select n.nspname || '.' || c.relname "
         ~ "from pg_class as c join pg_namespace as n on n.oid = c.relnamespace "
-        ~ "where c.relkind in ('r', 'p', 'v', 'm') and n.nspname in ('"
-        ~ schemas | join("', '") ~ "')"
+        ~ "where c.relkind in ('r', 'p', 'v', 'm') and n.nspname in ("
+        ~ schemas | join(", ") ~ ")"
     ) -%}
     {%- set present = catalog.columns[0].values() | list -%}
     {%- set stale = [] -%}

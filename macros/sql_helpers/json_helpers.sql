@@ -87,6 +87,16 @@
 {%- endmacro %}
 
 
+{% macro is_plausible_stamp(stamp_expression) -%}
+    {#-
+        True for a NULL stamp or one (a UTC `timestamp`) between year 1 and this run's time;
+        false for a stamp after the run or before year 1, which dbt source freshness ignores
+        (models/staging/legacy/_legacy.yml).
+    -#}
+    coalesce({{ stamp_expression }} between '0001-01-01 00:00:00' and {{ run_timestamp() }}, true)
+{%- endmacro %}
+
+
 {% macro invisible_characters() -%}
     {#- A regular-expression bracket of the characters that show nothing: white space and
         format characters. -#}

@@ -30,8 +30,8 @@
     config(
         pre_hook=[
             "{{ serialize_mart_writes() }}",
-            "create sequence if not exists {{ this.schema }}.definition_groups_id_seq",
-            "create sequence if not exists {{ this.schema }}.group_memberships_id_seq",
+            "create sequence if not exists {{ id_sequence('definition_groups_id_seq', this.schema) }}",
+            "create sequence if not exists {{ id_sequence('group_memberships_id_seq', this.schema) }}",
             "{{ adopt_previous_memberships() }}",
             "{{ guard_mass_delete() }}",
             "{{ delete_removed_groups() }}",
@@ -104,7 +104,8 @@ changed_groups as (
 
     select
         coalesce(
-            existing_groups.id, nextval('{{ this.schema }}.definition_groups_id_seq')
+            existing_groups.id,
+            nextval({{ sql_literal(id_sequence('definition_groups_id_seq', this.schema)) }})
         )::integer as id,
         desired_groups.name::varchar(100) as name,
         desired_groups.type::varchar(50) as type,

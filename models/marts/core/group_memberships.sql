@@ -16,7 +16,7 @@
     config(
         pre_hook=[
             "{{ serialize_mart_writes() }}",
-            "create sequence if not exists {{ this.schema }}.group_memberships_id_seq",
+            "create sequence if not exists {{ id_sequence('group_memberships_id_seq', this.schema) }}",
         ],
         post_hook=["{{ record_first_membership_build() }}", "{{ analyze_memberships() }}"],
     )
@@ -35,7 +35,7 @@ desired_memberships as (
 )
 
 select
-    nextval('{{ this.schema }}.group_memberships_id_seq')::integer as id,
+    nextval({{ sql_literal(id_sequence('group_memberships_id_seq', this.schema)) }})::integer as id,
     group_id::integer as group_id,
     symbol::varchar(50) as symbol,
     weight::numeric(5, 4) as weight,

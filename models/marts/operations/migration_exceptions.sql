@@ -252,6 +252,59 @@ timestamp_exceptions as (
 
 ),
 
+stamp_exceptions as (
+
+    -- a row of this environment stamped after this run or before year 1 (a wrong clock, a
+    -- year 20000 typo): kept as it is, but dbt source freshness ignores the stamp
+    -- (models/staging/legacy/_legacy.yml), so one such row cannot make a stale cache fresh
+    select
+        cache_entries.cache_entry_id,
+        cache_entries.cache_type,
+        cache_entries.entry_key,
+        cache_entries.entry_name,
+        cache_entries.raw_environment,
+        null::integer as element_position,
+        null::jsonb as element,
+        null::text as symbol,
+        'implausible_timestamp' as reason,
+        'warning' as severity,
+        concat_ws(
+            '; ',
+            case
+                when not {{ is_plausible_stamp('cache_entries.created_at') }}
+                    then format(
+                        'created_at %s UTC is %s',
+                        cache_entries.created_at,
+                        case
+                            when cache_entries.created_at > {{ run_timestamp() }} then 'after this run'
+                            else 'before year 1'
+                        end
+                    )
+            end,
+            case
+                when not {{ is_plausible_stamp('cache_entries.updated_at') }}
+                    then format(
+                        'updated_at %s UTC is %s',
+                        cache_entries.updated_at,
+                        case
+                            when cache_entries.updated_at > {{ run_timestamp() }} then 'after this run'
+                            else 'before year 1'
+                        end
+                    )
+            end
+        )
+        || '; dbt source freshness ignores it, the row is migrated as it is' as detail
+
+    from cache_entries
+    where
+        cache_entries.environment = '{{ environment }}'
+        and not (
+            {{ is_plausible_stamp('cache_entries.created_at') }}
+            and {{ is_plausible_stamp('cache_entries.updated_at') }}
+        )
+
+),
+
 type_exceptions as (
 
     -- a look-alike spelling of a type this migration reads: read as that type, reported
@@ -384,6 +437,8 @@ all_exceptions as (
     select * from element_exceptions
     union all
     select * from timestamp_exceptions
+    union all
+    select * from stamp_exceptions
     union all
     select * from type_exceptions
     union all
