@@ -52,20 +52,29 @@
         that changes the rule bumps the version, so that every environment recomputes the
         model once (no watermark under the new name) instead of keeping rows of the old rule.
     -#}
-    {{- this.name ~ '@v2' -}}
+    {%- if 'analytics' in model.fqn -%}
+        {{- this.name ~ '@v2' -}}
+    {%- else -%}
+        {#- the history models keep their watermarks: their rows are never recomputed -#}
+        {{- this.name -}}
+    {%- endif -%}
 {%- endmacro %}
 
 
-{% macro advance_watermark() %}
-    {#- Post-hook of an analyst model: everything logged so far is applied.  A watermark of
-        an earlier version of the model goes (it would hold back prune_change_log). -#}
+{% macro advance_watermark(consumer=none) %}
+    {#- Post-hook of an analyst or history model: everything logged so far is applied, under
+        `consumer` (default: the model's name).  A watermark of an earlier version of an
+        analyst model (analytics_consumer) goes: it would hold back prune_change_log. -#}
+    {%- set consumer = consumer or this.name -%}
+    {%- if consumer != this.name %}
     delete from {{ watermarks_relation() }}
     where
         environment = '{{ migration_environment() }}'
         and split_part(consumer, '@', 1) = '{{ this.name }}'
-        and consumer <> '{{ analytics_consumer() }}';
+        and consumer <> '{{ consumer }}';
+    {%- endif %}
     {{ set_watermark(
-        analytics_consumer(),
+        consumer,
         "select coalesce(max(batch), 0) from " ~ change_log_relation()
         ~ " where environment = '" ~ migration_environment() ~ "'"
     ) }}
