@@ -164,22 +164,16 @@ def target_path(target: str) -> list[str]:
     return ["--target-path", str(targets.harness_target_path(target))]
 
 
-def _database(settings: dict[str, str]) -> str:
-    with connect(settings) as conn:
-        row = conn.execute("select current_database()").fetchone()
-    assert row is not None
-    return str(row[0])
-
-
 def locate_tables(args: argparse.Namespace, settings: dict[str, str]) -> targets.Tables:
-    """Where the target's tables are (validation/targets.py): --schema, else the newest
-    manifest of this target and database, else DBT_SCHEMA / public."""
-    return targets.locate(
-        args.target,
-        _database(settings),
-        schema=getattr(args, "schema", None),
-        source_schema=getattr(args, "source_schema", None),
-    )
+    """Where the target's tables are (validation/targets.py): --schema or DBT_SCHEMA, else
+    the newest build of the target's environment in the database's run logs, else public."""
+    with connect(settings) as conn:
+        return targets.locate(
+            conn,
+            args.target,
+            schema=getattr(args, "schema", None),
+            source_schema=getattr(args, "source_schema", None),
+        )
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -191,6 +185,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
         settings,
         args.target,
         manifest_path=Path(args.manifest) if args.manifest else None,
+        schema=args.schema,
+        source_schema=args.source_schema,
         docs_dir=REPORTS_DIR / "data_docs" / args.target,
         expectations_path=Path(args.expectations) if args.expectations else None,
         progress=lambda message: _say(f"  {message}"),
@@ -324,7 +320,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         )
     _say(format_report(report))
     _say("")
-    tables = targets.locate("default", _database(settings))
+    with connect(settings) as conn:
+        tables = targets.locate(conn, "default")
     for line in migration_summary(settings, tables):
         _say(line)
     _say("")
@@ -670,7 +667,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args)
     except UserFacingError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -11,7 +11,20 @@ from validation import targets
 ENVIRONMENTS = targets.ENVIRONMENTS
 TARGET_NAMES = list(targets.TARGETS)
 DEMO_DATABASE = "sprint59_demo"  # the demo's own database on a server named by PG* variables
-SCHEMA_HELP = "schema of the tables (default: from the last build, else $DBT_SCHEMA or public)"
+SCHEMA_HELP = (
+    "schema of the two tables (default: $DBT_SCHEMA, else where the newest build of the "
+    "target's environment put them, as the database's run logs record it, else public)"
+)
+SOURCE_SCHEMA_HELP = (
+    "schema of cache_entries (default: the one that build read, else $DBT_SOURCE_SCHEMA, "
+    "else public)"
+)
+
+
+def _table_options(command: argparse.ArgumentParser) -> None:
+    """--schema and --source-schema: every command that reads the tables takes both."""
+    command.add_argument("--schema", help=SCHEMA_HELP)
+    command.add_argument("--source-schema", help=SOURCE_SCHEMA_HELP)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,7 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
         "validate", help="run the Great Expectations suite for one environment"
     )
     validate.add_argument("--target", choices=TARGET_NAMES, default="default")
-    validate.add_argument("--manifest", help="dbt manifest.json (default: the target's last build)")
+    _table_options(validate)
+    validate.add_argument(
+        "--manifest", help="take the tables from this dbt manifest.json instead (see --schema)"
+    )
     validate.add_argument(
         "--expectations", help="expectations file (default validation/expectations/<target>.yml)"
     )
@@ -102,10 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     query.add_argument("--since", help="changes: from this date (its start) or date-time, UTC")
     query.add_argument("--until", help="changes: to this date (its end) or date-time; default now")
-    query.add_argument(
-        "--schema",
-        help=SCHEMA_HELP,
-    )
+    _table_options(query)
 
     backup = commands.add_parser(
         "backup",
@@ -113,13 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
         "history, its cache_entries)",
     )
     backup.add_argument("--target", choices=TARGET_NAMES, required=True)
-    backup.add_argument(
-        "--schema",
-        help="schema of the two tables (default: from the last build, else $DBT_SCHEMA or public)",
-    )
-    backup.add_argument(
-        "--source-schema", help="schema of cache_entries (default: as the build found it)"
-    )
+    _table_options(backup)
     backup.add_argument(
         "--out", help="directory for the dump and its .sha256 / .json (default: backups/)"
     )
@@ -154,20 +161,14 @@ def build_parser() -> argparse.ArgumentParser:
         "rows others wrote, never cache_entries)",
     )
     rollback.add_argument("--target", choices=TARGET_NAMES, required=True)
-    rollback.add_argument(
-        "--schema",
-        help=SCHEMA_HELP,
-    )
+    _table_options(rollback)
     rollback.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
     retirement = commands.add_parser(
         "retirement", help="which legacy cache types are fully represented and can be archived"
     )
     retirement.add_argument("--target", choices=TARGET_NAMES, default="default")
-    retirement.add_argument(
-        "--schema",
-        help=SCHEMA_HELP,
-    )
+    _table_options(retirement)
 
     bench = commands.add_parser(
         "bench", help="benchmark builds and query latency at several scales (writes docs/)"

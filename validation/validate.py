@@ -436,13 +436,17 @@ def run_validation(
     *,
     docs_dir: Path,
     manifest_path: Path | None = None,
+    schema: str | None = None,
+    source_schema: str | None = None,
     expectations_path: Path | None = None,
     progress: Callable[[str], None] | None = None,
     timings_mode: str = "gate",
 ) -> ValidationReport:
     """Validate one environment's migrated tables; raise UserFacingError when it cannot run.
 
-    ``timings_mode``: gate (budgets fail the result), report (shown only) or off."""
+    The tables are where validation/targets.py finds them (``schema`` / ``source_schema``:
+    --schema / --source-schema).  ``timings_mode``: gate (budgets fail the result), report
+    (shown only) or off."""
     if timings_mode not in TIMING_MODES:
         raise UserFacingError(
             f"Unknown timings mode {timings_mode!r}; use one of {', '.join(TIMING_MODES)}."
@@ -455,8 +459,10 @@ def run_validation(
 
     with connect(settings, autocommit=True) as conn:
         database = str(conn.execute("select current_database()").fetchone()[0])  # type: ignore[index]
-        tables = targets.locate(target, database, manifest=manifest_path)
-        say(f"tables: {tables.found_by}")
+        tables = targets.locate(
+            conn, target, schema=schema, source_schema=source_schema, manifest=manifest_path
+        )
+        say(f"tables: {tables.found_by}; cache_entries in {tables.cache.schema}")
         relations = relations_of(tables, database)
         check_relations_exist(conn, relations, target, tables)
         others = other_writers(conn, relations, environment)
@@ -549,8 +555,11 @@ def _forget_previous_definitions(project_root: Path) -> None:
 
 def run_name(target: str, tables: targets.Tables) -> str:
     """How a run is listed in Data Docs: the target, when, and the dbt build it checked."""
-    build = "no manifest"
-    if tables.manifest is not None:
+    build = "none recorded"
+    if tables.build is not None:
+        started = tables.build.started_at.strftime("%Y-%m-%dT%H:%M:%S")
+        build = f"dbt invocation {tables.build.invocation_id[:8]} of {started}"
+    elif tables.manifest is not None:
         try:
             metadata = json.loads(tables.manifest.read_text(encoding="utf-8"))["metadata"]
             build = f"dbt invocation {str(metadata['invocation_id'])[:8]}"
