@@ -18,7 +18,7 @@ from pathlib import Path
 from validation import server, targets
 from validation.cli_parser import DEMO_DATABASE, ENVIRONMENTS, build_parser
 from validation.connection import PROJECT_ROOT, connect, describe, external_server_configured
-from validation.errors import UserFacingError
+from validation.errors import PermissionProblem, UserFacingError
 
 REPORTS_DIR = PROJECT_ROOT / "reports"
 
@@ -383,7 +383,8 @@ def demo_history(settings: dict[str, str], schema: str, prefix: str) -> list[str
 
 
 def cmd_query(args: argparse.Namespace) -> int:
-    from validation.query import ask, render
+    from validation.privileges import require_select
+    from validation.query import ask, render, tables_read
 
     needed = {"etf": 1, "theme": 1, "symbol": 1, "overlap": 2, "sector": 0, "changes": 1}[
         args.question
@@ -397,6 +398,9 @@ def cmd_query(args: argparse.Namespace) -> int:
         raise UserFacingError("--since and --until go with 'query changes NAME'; use --as-of.")
     settings = resolve_settings(start_embedded=False)
     tables = locate_tables(args, settings)
+    read = tables_read(args.question, args.names, history=bool(args.as_of))
+    with connect(settings) as conn:
+        require_select(conn, [targets.Relation(tables.groups.schema, name) for name in read])
     answer = ask(
         settings,
         args.question,
@@ -575,10 +579,13 @@ def _confirm(warning: str, word: str) -> None:
 
 def cmd_retirement(args: argparse.Namespace) -> int:
     from validation import operations
+    from validation.privileges import require_select
 
     settings = resolve_settings(start_embedded=False)
     environment = args.target.upper()
     tables = locate_tables(args, settings)
+    with connect(settings) as conn:
+        require_select(conn, [tables.readiness, tables.reconciliation])
     readiness, unexplained = operations.retirement_report(
         settings, environment, tables.readiness.schema, _looked_in(tables, settings)
     )
@@ -679,6 +686,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a last resort: one sentence, with where to look
         import psycopg
 
+        if isinstance(exc, psycopg.errors.InsufficientPrivilege):
+            # a privilege no command checked beforehand (validation/privileges.py): still its
+            # own exit code, with the role it concerns
+            user = os.environ.get("PGUSER") or "the connecting role"
+            print(
+                f"error: {exc.diag.message_primary or exc} for {user}; ask the owner of the "
+                "object to grant it (README, 'Privileges each command needs').",
+                file=sys.stderr,
+            )
+            return PermissionProblem.exit_code
         if isinstance(exc, psycopg.Error):
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             print(f"error: the database refused the operation: {first}", file=sys.stderr)

@@ -274,7 +274,7 @@ def locate(
         if build is not None:
             why += f", where the run log records the build of {environment}: {build.describe()}"
         elif named in unreadable:
-            raise _unreadable_run_logs(conn, [named])
+            why += f" (this role may not read {named}.{RUN_LOG})"
         else:
             why += f"; no build of {environment} recorded in {named}.{RUN_LOG}"
         skipped = tuple(f"a build in {b.schema} ({b.describe()})" for b in builds if b is not build)

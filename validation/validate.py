@@ -30,6 +30,7 @@ from typing import Any
 from validation import targets
 from validation.connection import connect, describe
 from validation.errors import UserFacingError
+from validation.privileges import require_select
 from validation.targets import environment_for
 from validation.timings import load_average
 from validation.validate_expectations import (
@@ -464,6 +465,12 @@ def run_validation(
         )
         say(f"tables: {tables.found_by}; cache_entries in {tables.cache.schema}")
         relations = relations_of(tables, database)
+        require_select(
+            conn,
+            [relations.groups, relations.memberships, relations.exceptions, relations.cache,
+             relations.ledger_groups, relations.ledger_memberships],
+            legacy=relations.cache,
+        )  # fmt: skip
         check_relations_exist(conn, relations, target, tables)
         others = other_writers(conn, relations, environment)
         server = f"PostgreSQL {conn.info.parameter_status('server_version') or '?'}"
