@@ -1,4 +1,5 @@
-"""Command line: ``python -m validation <command>``.  Errors are one sentence, never a traceback.
+"""Command line: ``sprint59 <command>`` (``python -m validation <command>`` with the venv's
+Python).  Errors are one sentence, never a traceback.
 
 What each command does; its options and help texts are in validation/cli_parser.py.
 """
@@ -16,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from validation import server, targets
-from validation.cli_parser import DEMO_DATABASE, ENVIRONMENTS, build_parser
+from validation.cli_parser import DEMO_DATABASE, ENVIRONMENTS, build_parser, harness_command
 from validation.connection import PROJECT_ROOT, connect, describe, external_server_configured
 from validation.errors import PermissionProblem, UserFacingError
 
@@ -45,7 +46,7 @@ def resolve_settings(*, start_embedded: bool) -> dict[str, str]:
         if not start_embedded:
             raise UserFacingError(
                 "No PostgreSQL server is configured: set PGHOST/PGPORT/PGUSER/PGDATABASE, or start "
-                "the embedded one with 'python -m validation db start'."
+                f"the embedded one with '{harness_command()} db start'."
             )
         with _step(f"starting the embedded PostgreSQL server in {server.DEFAULT_PGDATA}"):
             info = server.start()
@@ -60,7 +61,7 @@ def cmd_db(args: argparse.Namespace) -> int:
         info = server.start()
         _say(f"embedded PostgreSQL running (pid {info.pid}), data in {info.pgdata}")
         _say(f"  connect:  psql '{info.url()}'")
-        _say('  use it:   eval "$(python -m validation db env)"')
+        _say(f'  use it:   eval "$({harness_command()} db env)"')
         return 0
     if args.action == "stop":
         stopped = server.stop()
@@ -76,7 +77,7 @@ def cmd_db(args: argparse.Namespace) -> int:
     if info is None:
         raise UserFacingError(
             "The embedded PostgreSQL server is not running; start it with "
-            "'python -m validation db start'."
+            f"'{harness_command()} db start'."
         )
     if args.action == "url":
         _say(info.url())
@@ -334,18 +335,27 @@ def cmd_demo(args: argparse.Namespace) -> int:
         _say("  database the demo created; see README, 'Membership history'.")
     _say("")
     _say(f"  data docs:   {report.docs_index}")
-    _say("  dbt artifacts: target/default/ (run_results.json, manifest.json); logs: logs/dbt.log")
+    artifacts, logs = _shown(targets.harness_target_path("default")), _shown(PROJECT_ROOT / "logs")
+    _say(f"  dbt artifacts: {artifacts}/ (run_results.json, manifest.json); logs: {logs}/dbt.log")
     if embedded:
         info = server.status()
         assert info is not None
         _say(f"  connect:     psql '{info.url()}'")
-        _say("  stop server: python -m validation db stop")
+        _say(f"  stop server: {harness_command()} db stop")
     else:
         _say(f"  connect:     psql (your PG* settings, with PGDATABASE={settings['PGDATABASE']})")
         _say(
-            f"  query it:    PGDATABASE={settings['PGDATABASE']} python -m validation query etf SPY"
+            f"  query it:    PGDATABASE={settings['PGDATABASE']} {harness_command()} query etf SPY"
         )
     return report.exit_code
+
+
+def _shown(path: Path) -> str:
+    """A path as the user can use it here: relative to the current directory when inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def demo_history(settings: dict[str, str], schema: str, prefix: str) -> list[str]:
@@ -367,6 +377,7 @@ def demo_history(settings: dict[str, str], schema: str, prefix: str) -> list[str
         exclude = ["--exclude", "resource_type:unit_test"]
         run_dbt(["build", "--target", "default", *exclude, *target_path("default")], settings)
     since = change.before.isoformat(timespec="seconds")
+    command = harness_command()
     answer = ask(
         settings, "changes", ["SPY"], environment="DEFAULT", schema=schema,
         history={"as_of": None, "since": since, "until": None},
@@ -374,11 +385,10 @@ def demo_history(settings: dict[str, str], schema: str, prefix: str) -> list[str
     return [
         f"history: SPY was rebalanced at {since} UTC (out: {', '.join(change.removed)}; "
         f"in: {', '.join(change.added)}) and rebuilt; the history answers",
-        f"  $ {prefix}python -m validation query changes SPY --since {since}",
+        f"  $ {prefix}{command} query changes SPY --since {since}",
         *(f"  {line}" for line in render(answer, "table").splitlines()),
-        f"  before it: {prefix}python -m validation query etf SPY --as-of {since}",
-        f"  and:       {prefix}python -m validation query symbol {change.removed[0]} "
-        f"--as-of {since}",
+        f"  before it: {prefix}{command} query etf SPY --as-of {since}",
+        f"  and:       {prefix}{command} query symbol {change.removed[0]} --as-of {since}",
     ]
 
 
@@ -449,7 +459,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
     )
     _say(f"backup:   {made.path}")
     _say(f"checksum: {made.checksum_path} (the dump and its .json)")
-    _say(f"restore:  python -m validation restore {made.path}")
+    _say(f"restore:  {harness_command()} restore {made.path}")
     return 0
 
 
@@ -524,7 +534,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     target = (args.into_environment or str(meta["environment"])).lower()
     _say(
         "the analyst tables are recomputed for the environment by the next build: "
-        f"python -m validation build --target {target}"
+        f"{harness_command()} build --target {target}"
     )
     return 0
 
@@ -559,7 +569,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
         _say(f"kept group {group.describe()}.")
     _say(
         f"the analyst tables are recomputed for {environment} by the next build: "
-        f"python -m validation build --target {environment.lower()}"
+        f"{harness_command()} build --target {environment.lower()}"
     )
     return 0
 
@@ -623,7 +633,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     _say(format_summary(result))
     if starts_server:
         _say("the embedded PostgreSQL server started for this run is still running;")
-        _say("  stop server: python -m validation db stop")
+        _say(f"  stop server: {harness_command()} db stop")
     return 0
 
 

@@ -1,10 +1,16 @@
-"""The command line's grammar: every command of ``python -m validation``, its options and help
-texts.  What each command does is in validation/cli.py, which dispatches on the command's name.
+"""The command line's grammar: every command of ``sprint59`` (``python -m validation``), its
+options and help texts.  What each command does is in validation/cli.py, which dispatches on
+the command's name.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
+import shutil
+import sys
+from pathlib import Path
 
 from validation import targets
 
@@ -21,6 +27,28 @@ SOURCE_SCHEMA_HELP = (
 )
 
 
+SCRIPT = "sprint59"  # the console script (pyproject.toml [project.scripts])
+
+
+def harness_command() -> str:
+    """This command line as a user types it, so that a command the harness prints works as
+    printed, in the directory it was printed in: ``sprint59`` when that is the installed
+    script on PATH (the venv is active); else the installed script by its path, relative when
+    it is below the current directory (``.venv/bin/sprint59``); else this Python's
+    ``-m validation`` (a venv made before the project was installed into it)."""
+    script = Path(sys.executable).parent / SCRIPT
+    if not script.is_file():
+        return f"{shlex.quote(sys.executable)} -m validation"
+    on_path = shutil.which(SCRIPT)
+    if on_path and os.path.samefile(on_path, script):
+        return SCRIPT
+    try:
+        shown = str(script.relative_to(Path.cwd()))
+    except ValueError:
+        shown = str(script)
+    return shlex.quote(shown)
+
+
 def _table_options(command: argparse.ArgumentParser) -> None:
     """--schema and --source-schema: every command that reads the tables takes both."""
     command.add_argument("--schema", help=SCHEMA_HELP)
@@ -30,7 +58,7 @@ def _table_options(command: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """Every command with its options; ``args.command`` names the one given (cli.HANDLERS)."""
     parser = argparse.ArgumentParser(
-        prog="python -m validation",
+        prog=harness_command(),
         description=(
             "Validation harness of the cache_entries → definition_groups / group_memberships "
             "migration. Connection settings come from the PG* variables; without them the "
