@@ -13,11 +13,17 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 # pip took 30 s of CPU -- time every fresh clone, CI's included, spends before its first test.
 # --compile-bytecode: with PYTHONDONTWRITEBYTECODE set (CI, most containers) Python would
 # otherwise compile dbt from source in every process: `dbt --version` took 2.6 s, 1.5 s with it.
+# Then the project itself, editable and without dependencies (they are the lock's): its
+# console script .venv/bin/sprint59 (pyproject.toml) runs from any directory, and
+# `.venv/bin/python -m validation` too; the package stays this checkout's validation/, so the
+# command finds the dbt project beside it.  Building it needs setuptools, which uv fetches
+# from PyPI like the lock's packages (install time only).
 UV_VERSION := 0.13.9
-$(VENV)/.installed: requirements.lock
+$(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python --no-deps -e .
 	touch $@
 
 # The dbt profile reads every setting from PG* variables; it holds no secret.

@@ -12,10 +12,28 @@
       roles that exist, so a missing role never fails a model, and it only ever revokes
       the privileges it manages (SELECT): a legacy writer's INSERT granted by a DBA stays.
     var('analyst_role') empty turns grants off.
+
+    The reader role(s) -- var('reader_role'), else the environment variable DBT_READER_ROLE,
+    comma-separated, empty by default -- are the people who run validate, query and
+    retirement.  dbt_project.yml grants them SELECT on every mart and operators' view through
+    the same `grants` config, so a rebuild (incremental or --full-refresh) re-grants what it
+    replaced; ensure_reader_access (on-run-start) gives them what dbt's grants do not cover:
+    USAGE on the target and operations schemas, SELECT on the run log and the ledger.
 -#}
 
 {% macro analyst_role() -%}
     {{ return(var('analyst_role', 'analyst') | string | trim) }}
+{%- endmacro %}
+
+
+{% macro reader_roles() -%}
+    {#- The reader roles: var('reader_role'), else DBT_READER_ROLE; comma-separated. -#}
+    {%- set configured = var('reader_role', env_var('DBT_READER_ROLE', '')) | string -%}
+    {%- set roles = [] -%}
+    {%- for role in configured.split(',') if role | trim and role | trim not in roles -%}
+        {%- do roles.append(role | trim) -%}
+    {%- endfor -%}
+    {{ return(roles) }}
 {%- endmacro %}
 
 
@@ -62,6 +80,73 @@
 {% endmacro %}
 
 
+{% macro ensure_reader_access() %}
+    {#-
+        on-run-start, after ensure_state_tables: each reader role that exists gets USAGE on
+        the target schema and this environment's operations schema, and SELECT on the run
+        log and the ledger (state tables, not models, so dbt's grants do not reach them).
+        Only what is missing is granted, so a run that finds it all in place changes nothing.
+    -#}
+    {%- if not execute or flags.WHICH not in ('build', 'run') -%}
+        {{ return('select 1 /* this command builds no model: no grants */') }}
+    {%- endif -%}
+    {%- set roles = reader_roles() -%}
+    {%- if not roles -%}
+        {{ return('select 1 /* no reader role (DBT_READER_ROLE / var reader_role) */') }}
+    {%- endif -%}
+    {%- set schemas = [target.schema, generate_schema_name('ops', none) | trim] -%}
+    {%- set tables = [run_log_relation(), ledger_groups_relation(), ledger_memberships_relation()] -%}
+    {%- set statements = [] -%}
+    {%- for role in roles -%}
+        {%- set exists = run_query(
+            "select exists (select 1 from pg_roles where rolname = " ~ sql_literal(role) ~ ")"
+        ).rows[0][0] -%}
+        {%- if not exists -%}
+            {%- do exceptions.warn(
+                "Reader role '" ~ role ~ "' (DBT_READER_ROLE) does not exist, so it is granted "
+                ~ "nothing (a build never creates roles: they are server-wide). Ask a DBA to run "
+                ~ "'create role " ~ adapter.quote(role) ~ " login' (the next run grants to it), "
+                ~ "or correct DBT_READER_ROLE."
+            ) -%}
+        {%- endif -%}
+        {%- for schema in schemas if exists -%}
+            {%- set lacking = run_query(
+                "select not has_schema_privilege(" ~ sql_literal(role) ~ ", n.oid, 'usage')"
+                ~ " from pg_namespace as n where n.nspname = " ~ sql_literal(schema)
+            ).rows -%}
+            {%- if lacking and lacking[0][0] -%}
+                {%- do statements.append(
+                    "grant usage on schema " ~ adapter.quote(schema) ~ " to " ~ adapter.quote(role)
+                ) -%}
+            {%- endif -%}
+        {%- endfor -%}
+        {%- for table in tables if exists -%}
+            {%- set lacking = run_query(
+                "select not has_table_privilege(" ~ sql_literal(role) ~ ", "
+                ~ sql_literal(table | trim) ~ ", 'select')"
+            ).rows[0][0] -%}
+            {%- if lacking -%}
+                {%- do statements.append(
+                    "grant select on " ~ (table | trim) ~ " to " ~ adapter.quote(role)
+                ) -%}
+            {%- endif -%}
+        {%- endfor -%}
+    {%- endfor -%}
+    {%- if not statements -%}
+        {{ return('select 1 /* the reader roles have their USAGE and SELECT (or none exists) */') }}
+    {%- endif -%}
+    do $grants$
+    begin
+        {%- for statement in statements %}
+        {{ statement }};
+        {%- endfor %}
+    exception when insufficient_privilege then
+        raise warning 'reader grants: % (the owner of the schemas and state tables can grant them)', sqlerrm;
+    end
+    $grants$
+{% endmacro %}
+
+
 {% macro postgres__apply_grants(relation, grant_config, should_revoke=True) %}
     {#-
         dbt's default__apply_grants, restricted to roles that exist and to the privileges
@@ -70,10 +155,22 @@
     {%- if not grant_config -%}
         {{ return(none) }}
     {%- endif -%}
+    {#- a configured grantee may name several roles, comma-separated (DBT_READER_ROLE) -#}
+    {%- set configured = {} -%}
+    {%- for privilege, grantees in grant_config.items() -%}
+        {%- set roles = [] -%}
+        {%- for grantee in grantees -%}
+            {%- for role in (grantee | string).split(',') if role | trim -%}
+                {%- do roles.append(role | trim) -%}
+            {%- endfor -%}
+        {%- endfor -%}
+        {%- do configured.update({privilege: roles}) -%}
+    {%- endfor -%}
+    {%- set grant_config = configured -%}
     {%- set wanted = [] -%}
     {%- for grantees in grant_config.values() -%}
-        {%- for grantee in grantees if grantee | trim -%}
-            {%- do wanted.append(grantee | trim) -%}
+        {%- for grantee in grantees -%}
+            {%- do wanted.append(grantee) -%}
         {%- endfor -%}
     {%- endfor -%}
     {%- set existing = [] -%}

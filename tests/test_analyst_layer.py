@@ -221,7 +221,7 @@ def test_query_without_tables_says_to_build(
     # where it looked, and why there
     database = fresh_database["PGDATABASE"]
     assert f"looked in {fresh_database['PGHOST']}:" in err and database in err
-    assert "schema public; no manifest of this build and no DBT_SCHEMA: the default" in err
+    assert "schema public; no build of DEFAULT recorded in this database and no DBT_SCHEMA" in err
 
 
 @pytest.mark.parametrize(

@@ -93,8 +93,8 @@ def test_validate_finds_the_plain_dbt_build_not_the_failed_one(
         company.right,
     )  # fmt: skip
     assert ran.returncode == 0, ran.stdout + ran.stderr
-    assert "tables: schemas from the dbt manifest" in ran.stdout
-    assert "target/manifest.json" in ran.stdout
+    assert "tables: the newest build of PROD in this database" in ran.stdout
+    assert "in mig.migration_run_log; cache_entries in legacy" in ran.stdout
 
 
 @pytest.mark.parametrize(
@@ -140,9 +140,10 @@ def test_against_a_database_without_the_tables_the_error_says_where_it_looked(
     ran = company.run([*HARNESS, "query", "etf", "SPY", "--target", "prod"], company.wrong)
     assert ran.returncode == 2
     error = ran.stderr
-    assert "There is no mig.definition_groups table" in error
+    # the failed build's manifest names mig, but no build is recorded in that database
+    assert "There is no public.definition_groups table" in error
     assert company.wrong["PGDATABASE"] in error
-    assert "schemas from the dbt manifest" in error and "prod/manifest.json" in error
+    assert "no build of PROD recorded in this database and no DBT_SCHEMA" in error
     assert "Traceback" not in error
 
 

@@ -1,4 +1,5 @@
-"""Command line: ``python -m validation <command>``.  Errors are one sentence, never a traceback.
+"""Command line: ``sprint59 <command>`` (``python -m validation <command>`` with the venv's
+Python).  Errors are one sentence, never a traceback.
 
 What each command does; its options and help texts are in validation/cli_parser.py.
 """
@@ -16,9 +17,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from validation import server, targets
-from validation.cli_parser import DEMO_DATABASE, ENVIRONMENTS, build_parser
+from validation.cli_parser import DEMO_DATABASE, ENVIRONMENTS, build_parser, harness_command
 from validation.connection import PROJECT_ROOT, connect, describe, external_server_configured
-from validation.errors import UserFacingError
+from validation.errors import PermissionProblem, UserFacingError
 
 REPORTS_DIR = PROJECT_ROOT / "reports"
 
@@ -45,7 +46,7 @@ def resolve_settings(*, start_embedded: bool) -> dict[str, str]:
         if not start_embedded:
             raise UserFacingError(
                 "No PostgreSQL server is configured: set PGHOST/PGPORT/PGUSER/PGDATABASE, or start "
-                "the embedded one with 'python -m validation db start'."
+                f"the embedded one with '{harness_command()} db start'."
             )
         with _step(f"starting the embedded PostgreSQL server in {server.DEFAULT_PGDATA}"):
             info = server.start()
@@ -60,7 +61,7 @@ def cmd_db(args: argparse.Namespace) -> int:
         info = server.start()
         _say(f"embedded PostgreSQL running (pid {info.pid}), data in {info.pgdata}")
         _say(f"  connect:  psql {shlex.quote(info.url())}")
-        _say('  use it:   eval "$(python -m validation db env)"')
+        _say(f'  use it:   eval "$({harness_command()} db env)"')
         return 0
     if args.action == "stop":
         stopped = server.stop()
@@ -76,7 +77,7 @@ def cmd_db(args: argparse.Namespace) -> int:
     if info is None:
         raise UserFacingError(
             "The embedded PostgreSQL server is not running; start it with "
-            "'python -m validation db start'."
+            f"'{harness_command()} db start'."
         )
     if args.action == "url":
         _say(info.url())
@@ -164,22 +165,16 @@ def target_path(target: str) -> list[str]:
     return ["--target-path", str(targets.harness_target_path(target))]
 
 
-def _database(settings: dict[str, str]) -> str:
-    with connect(settings) as conn:
-        row = conn.execute("select current_database()").fetchone()
-    assert row is not None
-    return str(row[0])
-
-
 def locate_tables(args: argparse.Namespace, settings: dict[str, str]) -> targets.Tables:
-    """Where the target's tables are (validation/targets.py): --schema, else the newest
-    manifest of this target and database, else DBT_SCHEMA / public."""
-    return targets.locate(
-        args.target,
-        _database(settings),
-        schema=getattr(args, "schema", None),
-        source_schema=getattr(args, "source_schema", None),
-    )
+    """Where the target's tables are (validation/targets.py): --schema or DBT_SCHEMA, else
+    the newest build of the target's environment in the database's run logs, else public."""
+    with connect(settings) as conn:
+        return targets.locate(
+            conn,
+            args.target,
+            schema=getattr(args, "schema", None),
+            source_schema=getattr(args, "source_schema", None),
+        )
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -192,6 +187,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
         settings,
         args.target,
         manifest_path=Path(args.manifest) if args.manifest else None,
+        schema=args.schema,
+        source_schema=args.source_schema,
         docs_dir=REPORTS_DIR / "data_docs" / args.target,
         expectations_path=Path(args.expectations) if args.expectations else None,
         progress=lambda message: _say(f"  {message}"),
@@ -376,7 +373,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         )
     _say(format_report(report))
     _say("")
-    tables = targets.locate("default", _database(settings))
+    with connect(settings) as conn:
+        tables = targets.locate(conn, "default")
     for line in migration_summary(settings, tables):
         _say(line)
     _say("")
@@ -389,16 +387,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
         _say("  database the demo created; see README, 'Membership history'.")
     _say("")
     _say(f"  data docs:   {report.docs_index}")
-    _say("  dbt artifacts: target/default/ (run_results.json, manifest.json); logs: logs/dbt.log")
+    artifacts, logs = _shown(targets.harness_target_path("default")), _shown(PROJECT_ROOT / "logs")
+    _say(f"  dbt artifacts: {artifacts}/ (run_results.json, manifest.json); logs: {logs}/dbt.log")
     if embedded:
         info = server.status()
         assert info is not None
         _say(f"  connect:     psql {shlex.quote(info.url())}")
-        _say("  stop server: python -m validation db stop")
+        _say(f"  stop server: {harness_command()} db stop")
     else:
-        _say(f"  connect:     {prefix}psql (your other PG* settings)")
-        _say(f"  query it:    {prefix}python -m validation query etf SPY")
+        _say(f"  connect:     psql (your PG* settings, with PGDATABASE={settings['PGDATABASE']})")
+        _say(f"  query it:    {prefix}{harness_command()} query etf SPY")
     return report.exit_code
+
+
+def _shown(path: Path) -> str:
+    """A path as the user can use it here: relative to the current directory when inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def demo_history(settings: dict[str, str], schema: str, prefix: str) -> list[str]:
@@ -420,6 +427,7 @@ def demo_history(settings: dict[str, str], schema: str, prefix: str) -> list[str
         exclude = ["--exclude", "resource_type:unit_test"]
         run_dbt(["build", "--target", "default", *exclude, *target_path("default")], settings)
     since = change.before.isoformat(timespec="seconds")
+    command = harness_command()
     answer = ask(
         settings, "changes", ["SPY"], environment="DEFAULT", schema=schema,
         history={"as_of": None, "since": since, "until": None},
@@ -427,16 +435,16 @@ def demo_history(settings: dict[str, str], schema: str, prefix: str) -> list[str
     return [
         f"history: SPY was rebalanced at {since} UTC (out: {', '.join(change.removed)}; "
         f"in: {', '.join(change.added)}) and rebuilt; the history answers",
-        f"  $ {prefix}python -m validation query changes SPY --since {since}",
+        f"  $ {prefix}{command} query changes SPY --since {since}",
         *(f"  {line}" for line in render(answer, "table").splitlines()),
-        f"  before it: {prefix}python -m validation query etf SPY --as-of {since}",
-        f"  and:       {prefix}python -m validation query symbol {change.removed[0]} "
-        f"--as-of {since}",
+        f"  before it: {prefix}{command} query etf SPY --as-of {since}",
+        f"  and:       {prefix}{command} query symbol {change.removed[0]} --as-of {since}",
     ]
 
 
 def cmd_query(args: argparse.Namespace) -> int:
-    from validation.query import ask, render, visible
+    from validation.privileges import require_select
+    from validation.query import ask, render, tables_read, visible
 
     needed = {"etf": 1, "theme": 1, "symbol": 1, "overlap": 2, "sector": 0, "changes": 1}[
         args.question
@@ -452,6 +460,9 @@ def cmd_query(args: argparse.Namespace) -> int:
         raise UserFacingError("--raw goes with --format csv (it turns off the formula guard).")
     settings = resolve_settings(start_embedded=False)
     tables = locate_tables(args, settings)
+    read = tables_read(args.question, args.names, history=bool(args.as_of))
+    with connect(settings) as conn:
+        require_select(conn, [targets.Relation(tables.groups.schema, name) for name in read])
     answer = ask(
         settings,
         args.question,
@@ -503,7 +514,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
     )
     _say(f"backup:   {made.path}")
     _say(f"checksum: {made.checksum_path} (the dump and its .json)")
-    _say(f"restore:  python -m validation restore {shlex.quote(str(made.path))}")
+    _say(f"restore:  {harness_command()} restore {shlex.quote(str(made.path))}")
     return 0
 
 
@@ -578,7 +589,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     target = (args.into_environment or str(meta["environment"])).lower()
     _say(
         "the analyst tables are recomputed for the environment by the next build: "
-        f"python -m validation build --target {target}"
+        f"{harness_command()} build --target {target}"
     )
     return 0
 
@@ -613,7 +624,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
         _say(f"kept group {group.describe()}.")
     _say(
         f"the analyst tables are recomputed for {environment} by the next build: "
-        f"python -m validation build --target {environment.lower()}"
+        f"{harness_command()} build --target {environment.lower()}"
     )
     return 0
 
@@ -633,10 +644,13 @@ def _confirm(warning: str, word: str) -> None:
 
 def cmd_retirement(args: argparse.Namespace) -> int:
     from validation import operations
+    from validation.privileges import require_select
 
     settings = resolve_settings(start_embedded=False)
     environment = args.target.upper()
     tables = locate_tables(args, settings)
+    with connect(settings) as conn:
+        require_select(conn, [tables.readiness, tables.reconciliation])
     readiness, unexplained = operations.retirement_report(
         settings, environment, tables.readiness.schema, _looked_in(tables, settings)
     )
@@ -674,7 +688,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     _say(format_summary(result))
     if starts_server:
         _say("the embedded PostgreSQL server started for this run is still running;")
-        _say("  stop server: python -m validation db stop")
+        _say(f"  stop server: {harness_command()} db stop")
     return 0
 
 
@@ -727,7 +741,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from validation.query import visible  # a name from the tables may hold control codes
 
         print(f"error: {visible(str(exc))}", file=sys.stderr)
-        return 2
+        return exc.exit_code
     except KeyboardInterrupt:
         print(
             f"interrupted: '{args.command}' stopped before it finished; run it again to finish.",
@@ -742,6 +756,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a last resort: one sentence, with where to look
         import psycopg
 
+        if isinstance(exc, psycopg.errors.InsufficientPrivilege):
+            # a privilege no command checked beforehand (validation/privileges.py): still its
+            # own exit code, with the role it concerns
+            user = os.environ.get("PGUSER") or "the connecting role"
+            print(
+                f"error: {exc.diag.message_primary or exc} for {user}; ask the owner of the "
+                "object to grant it (README, 'Privileges each command needs').",
+                file=sys.stderr,
+            )
+            return PermissionProblem.exit_code
         if isinstance(exc, psycopg.Error):
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             from validation.query import visible

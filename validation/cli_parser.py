@@ -1,23 +1,64 @@
-"""The command line's grammar: every command of ``python -m validation``, its options and help
-texts.  What each command does is in validation/cli.py, which dispatches on the command's name.
+"""The command line's grammar: every command of ``sprint59`` (``python -m validation``), its
+options and help texts.  What each command does is in validation/cli.py, which dispatches on
+the command's name.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
+import shutil
+import sys
+from pathlib import Path
 
 from validation import targets
 
 ENVIRONMENTS = targets.ENVIRONMENTS
 TARGET_NAMES = list(targets.TARGETS)
 DEMO_DATABASE = "sprint59_demo"  # the demo's own database on a server named by PG* variables
-SCHEMA_HELP = "schema of the tables (default: from the last build, else $DBT_SCHEMA or public)"
+SCHEMA_HELP = (
+    "schema of the two tables (default: $DBT_SCHEMA, else where the newest build of the "
+    "target's environment put them, as the database's run logs record it, else public)"
+)
+SOURCE_SCHEMA_HELP = (
+    "schema of cache_entries (default: the one that build read, else $DBT_SOURCE_SCHEMA, "
+    "else public)"
+)
+
+
+SCRIPT = "sprint59"  # the console script (pyproject.toml [project.scripts])
+
+
+def harness_command() -> str:
+    """This command line as a user types it, so that a command the harness prints works as
+    printed, in the directory it was printed in: ``sprint59`` when that is the installed
+    script on PATH (the venv is active); else the installed script by its path, relative when
+    it is below the current directory (``.venv/bin/sprint59``); else this Python's
+    ``-m validation`` (a venv made before the project was installed into it)."""
+    script = Path(sys.executable).parent / SCRIPT
+    if not script.is_file():
+        return f"{shlex.quote(sys.executable)} -m validation"
+    on_path = shutil.which(SCRIPT)
+    if on_path and os.path.samefile(on_path, script):
+        return SCRIPT
+    try:
+        shown = str(script.relative_to(Path.cwd()))
+    except ValueError:
+        shown = str(script)
+    return shlex.quote(shown)
+
+
+def _table_options(command: argparse.ArgumentParser) -> None:
+    """--schema and --source-schema: every command that reads the tables takes both."""
+    command.add_argument("--schema", help=SCHEMA_HELP)
+    command.add_argument("--source-schema", help=SOURCE_SCHEMA_HELP)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """Every command with its options; ``args.command`` names the one given (cli.HANDLERS)."""
     parser = argparse.ArgumentParser(
-        prog="python -m validation",
+        prog=harness_command(),
         description=(
             "Validation harness of the cache_entries → definition_groups / group_memberships "
             "migration. Connection settings come from the PG* variables; without them the "
@@ -68,7 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
         "validate", help="run the Great Expectations suite for one environment"
     )
     validate.add_argument("--target", choices=TARGET_NAMES, default="default")
-    validate.add_argument("--manifest", help="dbt manifest.json (default: the target's last build)")
+    _table_options(validate)
+    validate.add_argument(
+        "--manifest", help="take the tables from this dbt manifest.json instead (see --schema)"
+    )
     validate.add_argument(
         "--expectations", help="expectations file (default validation/expectations/<target>.yml)"
     )
@@ -114,10 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     query.add_argument("--since", help="changes: from this date (its start) or date-time, UTC")
     query.add_argument("--until", help="changes: to this date (its end) or date-time; default now")
-    query.add_argument(
-        "--schema",
-        help=SCHEMA_HELP,
-    )
+    _table_options(query)
 
     backup = commands.add_parser(
         "backup",
@@ -125,13 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
         "history, its cache_entries)",
     )
     backup.add_argument("--target", choices=TARGET_NAMES, required=True)
-    backup.add_argument(
-        "--schema",
-        help="schema of the two tables (default: from the last build, else $DBT_SCHEMA or public)",
-    )
-    backup.add_argument(
-        "--source-schema", help="schema of cache_entries (default: as the build found it)"
-    )
+    _table_options(backup)
     backup.add_argument(
         "--out", help="directory for the dump and its .sha256 / .json (default: backups/)"
     )
@@ -166,20 +201,14 @@ def build_parser() -> argparse.ArgumentParser:
         "rows others wrote, never cache_entries)",
     )
     rollback.add_argument("--target", choices=TARGET_NAMES, required=True)
-    rollback.add_argument(
-        "--schema",
-        help=SCHEMA_HELP,
-    )
+    _table_options(rollback)
     rollback.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
     retirement = commands.add_parser(
         "retirement", help="which legacy cache types are fully represented and can be archived"
     )
     retirement.add_argument("--target", choices=TARGET_NAMES, default="default")
-    retirement.add_argument(
-        "--schema",
-        help=SCHEMA_HELP,
-    )
+    _table_options(retirement)
 
     bench = commands.add_parser(
         "bench", help="benchmark builds and query latency at several scales (writes docs/)"

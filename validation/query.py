@@ -296,6 +296,20 @@ def _ask(
     raise UserFacingError(f"Unknown question {question!r}; see 'python -m validation query -h'.")
 
 
+def tables_read(question: str, names: Sequence[str], *, history: bool) -> tuple[str, ...]:
+    """The tables (beside the two tables, in their schema) that a question reads."""
+    if question == "changes" or history:
+        return ("definition_group_history", "group_membership_history")
+    by_question = {
+        "etf": ("group_memberships",),
+        "theme": ("group_memberships",),
+        "sector": ("group_memberships",) if names else ("group_summary",),
+        "symbol": ("symbol_memberships",),
+        "overlap": ("etf_overlap",),
+    }
+    return ("definition_groups", *by_question.get(question, ()))
+
+
 def _cell(value: Any) -> Any:
     if isinstance(value, Decimal):
         return float(value)

@@ -3,14 +3,20 @@ tables are: every command of the harness asks here, so they all find the same ta
 
 Where the tables of a target are, in this order:
 
-1. ``--schema`` (and ``--source-schema``) when the operator names them;
-2. the newest dbt manifest of that target built against the same database: the harness's
-   ``<target dir>/<target>/manifest.json`` or plain dbt's ``<target dir>/manifest.json``,
-   whichever was written last (``<target dir>`` is ``$DBT_TARGET_PATH`` or ``target/``);
-   a manifest of another environment or another database is skipped, and said so;
-3. the variables dbt itself uses: ``DBT_SCHEMA`` (default ``public``) for the two tables,
-   ``<schema>_ops_<env>`` beside it for the operations marts (the exceptions, the
-   reconciliation and the retirement readiness), and ``public`` for ``cache_entries``.
+1. ``--schema`` (and ``--source-schema``) when the operator names them, else ``DBT_SCHEMA``
+   (and ``DBT_SOURCE_SCHEMA``), the variables dbt itself builds with;
+2. the newest build of the target's environment that the database's run logs record
+   (``<schema>.migration_run_log``, one row per build, written in the build's publishing
+   transaction with the schemas it read ``cache_entries`` from and built the operators' views
+   in): the target's own build, whatever other dbt command (``docs generate``, ``source
+   freshness``, ``run-operation``) has since rewritten a manifest;
+3. ``public`` for the two tables, ``<schema>_ops_<env>`` beside them for the operations marts
+   (the exceptions, the reconciliation and the retirement readiness), ``public`` for
+   ``cache_entries``.
+
+``cache_entries``' schema is ``--source-schema``, else the one the chosen build recorded, else
+``DBT_SOURCE_SCHEMA``, else ``public``.  ``validate --manifest FILE`` still takes the
+relations from a manifest the operator names.
 
 Each answer carries where it came from, so an error can say where the command looked, and why.
 """
@@ -25,8 +31,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psycopg
+from psycopg import sql
+
 from validation.connection import PROJECT_ROOT
-from validation.errors import UserFacingError
+from validation.errors import PermissionProblem, UserFacingError
 
 
 def _project_environments() -> tuple[str, ...]:
@@ -113,9 +122,10 @@ class Tables:
     reconciliation: Relation
     readiness: Relation
     cache: Relation
-    found_by: str  # e.g. "the manifest target/prod/manifest.json (written …)"
-    manifest: Path | None = None
-    skipped: tuple[str, ...] = ()  # manifests looked at and why they were not used
+    found_by: str  # e.g. "the newest build of PROD recorded in mig.migration_run_log (…)"
+    manifest: Path | None = None  # the manifest the operator named (validate --manifest)
+    skipped: tuple[str, ...] = ()  # other builds or run logs looked at, and why not used
+    build: Build | None = None  # the build the run log records for these tables
 
     def looked_in(self) -> str:
         """For error messages: ' (looked in …, from …; skipped …)'."""
@@ -123,6 +133,23 @@ class Tables:
         if self.skipped:
             text += "; skipped " + "; ".join(self.skipped)
         return text + ")"
+
+
+@dataclass(frozen=True)
+class Build:
+    """A build of one environment, as the run log of the schema it built in records it."""
+
+    schema: str  # the run log's schema: that of the two tables
+    invocation_id: str
+    started_at: datetime  # UTC
+    source_schema: str | None  # None: logged by a release that did not record it
+    operations_schema: str | None
+
+    def describe(self) -> str:
+        return (
+            f"dbt invocation {self.invocation_id[:8]} of "
+            f"{self.started_at:%Y-%m-%d %H:%M:%S} UTC, in {self.schema}.{RUN_LOG}"
+        )
 
 
 def _relation(entry: Mapping[str, Any]) -> Relation:
@@ -161,74 +188,156 @@ def read_manifest(path: Path, target: str) -> tuple[dict[str, Relation], str, st
     return found, database, built_for[0]
 
 
-def _written(path: Path) -> str:
-    return datetime.fromtimestamp(path.stat().st_mtime, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+RUN_LOG = "migration_run_log"  # macros/run_state/run_log.sql, beside the two tables
+
+RUN_LOGS_SQL = """
+select
+    n.nspname,
+    has_schema_privilege(n.oid, 'USAGE') and has_table_privilege(c.oid, 'SELECT'),
+    exists (
+        select from pg_attribute as a
+        where a.attrelid = c.oid and a.attname = 'operations_schema' and not a.attisdropped
+    )
+from pg_class as c
+inner join pg_namespace as n on c.relnamespace = n.oid
+where c.relname = %s and c.relkind in ('r', 'p')
+order by n.nspname
+"""
+NEWEST_BUILD_SQL = """
+select invocation_id, run_started_at, {locations}
+from {run_log}
+where environment = %s
+order by run_started_at desc
+limit 1
+"""
 
 
-def _relative(path: Path) -> str:
-    try:
-        return str(path.relative_to(PROJECT_ROOT))
-    except ValueError:
-        return str(path)
+def recorded_builds(
+    conn: psycopg.Connection[Any], environment: str
+) -> tuple[list[Build], list[str]]:
+    """The newest build of ``environment`` in every run log of the database that this role
+    can read, and the schemas of the run logs it cannot (the catalog shows them to all)."""
+    builds: list[Build] = []
+    unreadable: list[str] = []
+    for schema, readable, located in conn.execute(RUN_LOGS_SQL, (RUN_LOG,)).fetchall():
+        if not readable:
+            unreadable.append(str(schema))
+            continue
+        locations = (
+            sql.SQL("source_schema, operations_schema")
+            if located
+            else sql.SQL("null::text, null::text")  # a run log of an earlier release
+        )
+        query = sql.SQL(NEWEST_BUILD_SQL).format(
+            locations=locations, run_log=sql.Identifier(schema, RUN_LOG)
+        )
+        row = conn.execute(query, (environment,)).fetchone()
+        if row is not None:
+            invocation, started, source, operations = row
+            builds.append(
+                Build(str(schema), str(invocation), started.replace(tzinfo=UTC), source, operations)
+            )
+    return builds, unreadable
 
 
-def manifest_candidates(target: str) -> list[Path]:
-    """The harness's manifest of the target and plain dbt's, newest first."""
-    found = [p for p in (harness_target_path(target) / "manifest.json",
-                         artifacts_root() / "manifest.json") if p.is_file()]  # fmt: skip
-    return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
+def _unreadable_run_logs(conn: psycopg.Connection[Any], schemas: list[str]) -> PermissionProblem:
+    role = str(conn.execute("select current_user").fetchone()[0])  # type: ignore[index]
+    logs = ", ".join(f"{schema}.{RUN_LOG}" for schema in schemas)
+    return PermissionProblem(
+        f"Role {role} may not read {logs} (it needs USAGE on the schema and SELECT on the "
+        "table), so the command cannot tell where the last build put the tables; ask the "
+        "migration's owner to build with DBT_READER_ROLE naming your role (README, 'Use your "
+        "own PostgreSQL'), or name the schemas with --schema and --source-schema."
+    )
 
 
 def locate(
+    conn: psycopg.Connection[Any],
     target: str,
-    database: str,
     *,
     schema: str | None = None,
     source_schema: str | None = None,
     manifest: Path | None = None,
 ) -> Tables:
-    """Where ``target``'s tables are in ``database`` (see the module's docstring)."""
+    """Where ``target``'s tables are in the database ``conn`` is connected to (see the
+    module's docstring)."""
     environment = environment_for(target)
-    if schema:
-        return _from_schema(target, schema, source_schema or "public", "schema from --schema")
-    skipped: list[str] = []
-    for path in [manifest] if manifest else manifest_candidates(target):
-        relations, built_db, built_for = read_manifest(path, target)
-        if built_for != environment:
-            if manifest:
-                raise UserFacingError(
-                    f"{manifest} comes from a build of the {built_for} environment, not "
-                    f"{environment}; run dbt build --target {target} first (or pass that "
-                    "build's manifest)."
-                )
-            skipped.append(f"{_relative(path)} (a build of {built_for})")
-            continue
-        if built_db != database:
-            if manifest:
-                raise UserFacingError(
-                    f"{manifest} was built against database {built_db!r} but the connection "
-                    f"goes to {database!r}; run dbt build --target {target} with the same PG* "
-                    "settings, or point PGDATABASE at the built database."
-                )
-            skipped.append(f"{_relative(path)} (built against database {built_db})")
-            continue
-        cache = relations["cache"]
-        if source_schema:
-            cache = Relation(source_schema, cache.name)
-        return Tables(
-            target, relations["groups"], relations["memberships"], relations["exceptions"],
-            relations["reconciliation"], relations["readiness"], cache,
-            f"schemas from the dbt manifest {_relative(path)} (written {_written(path)})",
-            path, tuple(skipped),
-        )  # fmt: skip
-    configured = os.environ.get("DBT_SCHEMA")
-    why = (
-        "schema from DBT_SCHEMA"
-        if configured
-        else "no manifest of this build and no DBT_SCHEMA: the default schema"
+    if manifest is not None:
+        return _from_manifest(conn, target, manifest, source_schema)
+    named, why = schema, "schema from --schema"
+    if not named and os.environ.get("DBT_SCHEMA"):
+        named, why = os.environ["DBT_SCHEMA"], "schema from DBT_SCHEMA"
+    builds, unreadable = recorded_builds(conn, environment)
+    builds.sort(key=lambda b: b.started_at, reverse=True)
+    if named:
+        build = next((b for b in builds if b.schema == named), None)
+        if build is not None:
+            why += f", where the run log records the build of {environment}: {build.describe()}"
+        elif named in unreadable:
+            why += f" (this role may not read {named}.{RUN_LOG})"
+        else:
+            why += f"; no build of {environment} recorded in {named}.{RUN_LOG}"
+        skipped = tuple(f"a build in {b.schema} ({b.describe()})" for b in builds if b is not build)
+    elif builds:
+        build, named = builds[0], builds[0].schema
+        why = f"the newest build of {environment} in this database: {build.describe()}"
+        skipped = tuple(f"an older build in {b.schema} ({b.describe()})" for b in builds[1:])
+    elif unreadable:
+        raise _unreadable_run_logs(conn, unreadable)
+    else:
+        build, named, skipped = None, "public", ()
+        why = f"no build of {environment} recorded in this database and no DBT_SCHEMA: the default"
+    if source_schema:
+        cache_schema = source_schema
+    elif build is not None and build.source_schema:
+        cache_schema = build.source_schema
+    else:
+        cache_schema = os.environ.get("DBT_SOURCE_SCHEMA") or "public"
+    tables = _from_schema(target, named, cache_schema, why)
+    if build is not None and build.operations_schema:
+        tables = _with_operations_schema(tables, build.operations_schema)
+    return replace(tables, skipped=skipped, build=build)
+
+
+def _with_operations_schema(tables: Tables, operations: str) -> Tables:
+    return replace(
+        tables,
+        exceptions=Relation(operations, tables.exceptions.name),
+        reconciliation=Relation(operations, tables.reconciliation.name),
+        readiness=Relation(operations, tables.readiness.name),
     )
-    tables = _from_schema(target, configured or "public", source_schema or "public", why)
-    return replace(tables, skipped=tuple(skipped))
+
+
+def _from_manifest(
+    conn: psycopg.Connection[Any], target: str, manifest: Path, source_schema: str | None
+) -> Tables:
+    """The relations of a manifest the operator named, refused when it is of another
+    environment or database."""
+    environment = environment_for(target)
+    database = str(conn.execute("select current_database()").fetchone()[0])  # type: ignore[index]
+    relations, built_db, built_for = read_manifest(manifest, target)
+    if built_for != environment:
+        raise UserFacingError(
+            f"{manifest} comes from a build of the {built_for} environment, not "
+            f"{environment}; run dbt build --target {target} first (or pass that "
+            "build's manifest)."
+        )
+    if built_db != database:
+        raise UserFacingError(
+            f"{manifest} was built against database {built_db!r} but the connection "
+            f"goes to {database!r}; run dbt build --target {target} with the same PG* "
+            "settings, or point PGDATABASE at the built database."
+        )
+    cache = relations["cache"]
+    if source_schema:
+        cache = Relation(source_schema, cache.name)
+    written = datetime.fromtimestamp(manifest.stat().st_mtime, UTC)
+    return Tables(
+        target, relations["groups"], relations["memberships"], relations["exceptions"],
+        relations["reconciliation"], relations["readiness"], cache,
+        f"schemas from the dbt manifest {manifest} (written {written:%Y-%m-%d %H:%M:%S} UTC)",
+        manifest,
+    )  # fmt: skip
 
 
 def _from_schema(target: str, schema: str, source_schema: str, why: str) -> Tables:

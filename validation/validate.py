@@ -30,6 +30,7 @@ from typing import Any
 from validation import targets
 from validation.connection import connect, describe
 from validation.errors import UserFacingError
+from validation.privileges import require_select
 from validation.targets import environment_for
 from validation.timings import load_average
 from validation.validate_expectations import (
@@ -445,13 +446,17 @@ def run_validation(
     *,
     docs_dir: Path,
     manifest_path: Path | None = None,
+    schema: str | None = None,
+    source_schema: str | None = None,
     expectations_path: Path | None = None,
     progress: Callable[[str], None] | None = None,
     timings_mode: str = "gate",
 ) -> ValidationReport:
     """Validate one environment's migrated tables; raise UserFacingError when it cannot run.
 
-    ``timings_mode``: gate (budgets fail the result), report (shown only) or off."""
+    The tables are where validation/targets.py finds them (``schema`` / ``source_schema``:
+    --schema / --source-schema).  ``timings_mode``: gate (budgets fail the result), report
+    (shown only) or off."""
     if timings_mode not in TIMING_MODES:
         raise UserFacingError(
             f"Unknown timings mode {timings_mode!r}; use one of {', '.join(TIMING_MODES)}."
@@ -464,9 +469,17 @@ def run_validation(
 
     with connect(settings, autocommit=True) as conn:
         database = str(conn.execute("select current_database()").fetchone()[0])  # type: ignore[index]
-        tables = targets.locate(target, database, manifest=manifest_path)
-        say(f"tables: {tables.found_by}")
+        tables = targets.locate(
+            conn, target, schema=schema, source_schema=source_schema, manifest=manifest_path
+        )
+        say(f"tables: {tables.found_by}; cache_entries in {tables.cache.schema}")
         relations = relations_of(tables, database)
+        require_select(
+            conn,
+            [relations.groups, relations.memberships, relations.exceptions, relations.cache,
+             relations.ledger_groups, relations.ledger_memberships],
+            legacy=relations.cache,
+        )  # fmt: skip
         check_relations_exist(conn, relations, target, tables)
         others = other_writers(conn, relations, environment)
         server = f"PostgreSQL {conn.info.parameter_status('server_version') or '?'}"
@@ -558,8 +571,11 @@ def _forget_previous_definitions(project_root: Path) -> None:
 
 def run_name(target: str, tables: targets.Tables) -> str:
     """How a run is listed in Data Docs: the target, when, and the dbt build it checked."""
-    build = "no manifest"
-    if tables.manifest is not None:
+    build = "none recorded"
+    if tables.build is not None:
+        started = tables.build.started_at.strftime("%Y-%m-%dT%H:%M:%S")
+        build = f"dbt invocation {tables.build.invocation_id[:8]} of {started}"
+    elif tables.manifest is not None:
         try:
             metadata = json.loads(tables.manifest.read_text(encoding="utf-8"))["metadata"]
             build = f"dbt invocation {str(metadata['invocation_id'])[:8]}"

@@ -75,9 +75,10 @@ def check_relations_exist(
         if row is None or row[0] is None:
             if key == "cache":
                 raise UserFacingError(
-                    f"The legacy table {relation} does not exist in {database}; load "
-                    "cache_entries (python -m validation load-sample) and run "
-                    f"dbt build --target {target}."
+                    f"The legacy table {relation} does not exist in {database}"
+                    f"{tables.looked_in()}; name the schema that holds cache_entries with "
+                    "--source-schema (or DBT_SOURCE_SCHEMA), or point PGDATABASE at the "
+                    "database the migration reads."
                 )
             if key == "ledger_groups":
                 raise UserFacingError(

@@ -5,6 +5,10 @@
     marts' hooks inside the marts' own transactions, so a run that rolls back logs nothing.
     The exception counts are added by on-run-end (record_exception_counts): publishing does
     not wait for the exceptions model, which nothing it writes depends on.
+    Each row also says where that build read and wrote: the schema of the legacy
+    cache_entries and that of the operators' views.  The harness finds a target's tables from
+    the newest build of its environment recorded here (validation/targets.py), never from
+    whatever command last wrote a manifest.
 -#}
 
 {% macro run_log_relation() -%}
@@ -26,10 +30,20 @@
         memberships_deleted integer not null default 0,
         exception_errors integer,
         exception_warnings integer,
+        source_schema text,
+        operations_schema text,
         primary key (invocation_id, environment)
     );
     comment on table {{ run_log_relation() }} is
         'One row per dbt run and environment: what the run changed in definition_groups and group_memberships (written by their hooks).';
+{% endmacro %}
+
+
+{% macro add_run_log_locations() %}
+    {#- A run log made before it recorded where each build read and wrote: the two columns. -#}
+    alter table {{ run_log_relation() }}
+        add column if not exists source_schema text,
+        add column if not exists operations_schema text;
 {% endmacro %}
 
 
@@ -56,7 +70,9 @@
             ~ sql_literal(change_log_relation() | trim) ~ ") and attname = 'published_at'),"
         ~ " to_regclass(" ~ sql_literal(ledger_groups_relation() | trim) ~ ") is not null"
         ~ " and to_regclass(" ~ sql_literal(ledger_memberships_relation() | trim) ~ ") is not null"
-        ~ " and to_regclass(" ~ sql_literal(ledger_environments_relation() | trim) ~ ") is not null"
+        ~ " and to_regclass(" ~ sql_literal(ledger_environments_relation() | trim) ~ ") is not null,"
+        ~ " exists (select from pg_attribute where attrelid = to_regclass("
+            ~ sql_literal(run_log_relation() | trim) ~ ") and attname = 'operations_schema')"
     ).rows[0] -%}
     {%- if found | select | list | length == found | length -%}
         {{ return('select 1 /* the state tables exist: no DDL */') }}
@@ -66,6 +82,8 @@
     {%- endif %}
     {%- if not found[1] %}
     {{ create_run_log() }}
+    {%- elif not found[8] %}
+    {{ add_run_log_locations() }}
     {%- endif %}
     {{ create_change_tracking(sequence=not found[2], change_log=not found[3],
         change_log_index=not found[4], watermarks=not found[5],
@@ -82,8 +100,13 @@
 
 
 {% macro open_run_log_entry() -%}
-    insert into {{ run_log_relation() }} (invocation_id, environment, run_started_at)
-    values ('{{ invocation_id }}', '{{ migration_environment() }}', {{ run_timestamp() }})
+    insert into {{ run_log_relation() }}
+        (invocation_id, environment, run_started_at, source_schema, operations_schema)
+    values (
+        '{{ invocation_id }}', '{{ migration_environment() }}', {{ run_timestamp() }},
+        {{ sql_literal(source('legacy', 'cache_entries').schema) }},
+        {{ sql_literal(generate_schema_name('ops', none) | trim) }}
+    )
     on conflict do nothing
 {%- endmacro %}
 
