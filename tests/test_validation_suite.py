@@ -81,10 +81,10 @@ def test_small_fixture_meets_every_expectation_and_writes_data_docs(
 
     text = format_report(report)
     assert report.success, text
-    assert len(report.checks) == 19
+    assert len(report.checks) == 22
     assert report.check("etf_groups").observed == "3"
     assert report.check("legacy_parity").observed == "0"
-    assert "Result: PASS (19 of 19 expectations met)" in text
+    assert "Result: PASS (22 of 22 expectations met)" in text
     assert "import great_expectations" in text and "checkpoint run" in text
     # Data Docs: a local HTML site whose index lists the four suites and their (passing) results.
     index = (docs / "index.html").read_text(encoding="utf-8")
@@ -200,7 +200,15 @@ def test_a_missing_etf_fails_the_counts_and_the_parity(
 
     report = _validate(dbt_project, tmp_path / "docs")
 
-    assert _failed(report) == {"etf_groups", "etf_theme_memberships", "legacy_parity"}
+    # the analyst tables, derived from the two, still show XLE: stale
+    assert _failed(report) == {
+        "etf_groups",
+        "etf_theme_memberships",
+        "legacy_parity",
+        "symbol_memberships_match",
+        "group_summary_match",
+        "etf_overlap_match",
+    }
     assert report.check("etf_groups").message == "ETF groups: observed 2, expected exactly 3"
     parity = report.check("legacy_parity").message
     assert "observed 2, expected 0 mismatches" in parity
@@ -209,6 +217,41 @@ def test_a_missing_etf_fails_the_counts_and_the_parity(
             f"group_type=ETF, group_name=XLE, symbol={symbol}, "
             "mismatch=in the legacy list, not in group_memberships"
         ) in parity
+
+
+ANALYST_TABLE_DAMAGE = {
+    "symbol_memberships emptied": ("symbol_memberships_match", "delete from {table}"),
+    "symbol_memberships stale": (
+        "symbol_memberships_match",
+        "update {table} set etfs = array['XLE']::varchar[] where symbol = 'AAPL'",
+    ),
+    "group_summary partial": ("group_summary_match", "delete from {table} where name = 'SPY'"),
+    "group_summary stale": (
+        "group_summary_match",
+        "update {table} set member_count = member_count + 1 where name = 'QQQ'",
+    ),
+    "etf_overlap emptied": ("etf_overlap_match", "delete from {table}"),
+    "etf_overlap with a pair too many": (
+        "etf_overlap_match",
+        "insert into {table} select environment, etf, 'NOSUCH', shared_symbols, etf_holdings,"
+        " other_etf_holdings, share_of_etf, share_of_other_etf, weighted_shared_symbols,"
+        " weighted_overlap from {table} limit 1",
+    ),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(ANALYST_TABLE_DAMAGE))
+def test_an_empty_stale_or_partial_analyst_table_fails_its_expectation(
+    dbt_project: DbtProject, small_test_build: psycopg.Connection, tmp_path: Path, damage: str
+):
+    check, statement = ANALYST_TABLE_DAMAGE[damage]
+    table = check.removesuffix("_match")
+    small_test_build.execute(sql.SQL(statement).format(table=sql.Identifier("public", table)))
+
+    report = _validate(dbt_project, tmp_path / "docs")
+
+    assert _failed(report) == {check}, damage
+    assert report.check(check).message.startswith(f"{table}: its rows = the two tables' rows")
 
 
 def test_a_query_slowed_by_a_dropped_index_fails_its_budget(

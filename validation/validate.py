@@ -44,6 +44,8 @@ from validation.validate_expectations import (
     load_expectations,
 )
 from validation.validate_queries import (
+    ANALYST_TABLE_QUERIES,
+    ANALYST_TABLES,
     SUITE_QUERIES,
     Relations,
     check_relations_exist,
@@ -235,6 +237,19 @@ def _declare_checks(
             "records as errors.",
         ),
     )
+    for mart in ANALYST_TABLES:
+        add(
+            mart,
+            f"{mart}_match",
+            f"{mart}: its rows = the two tables' rows",
+            "0 differences",
+            rows(
+                f"{mart}_match",
+                f"Every row of {mart} for {spec.environment} equals what the two tables "
+                "(the migration's rows, its ledger) give, and no other row is there: an empty, "
+                "stale or partial analyst table fails.",
+            ),
+        )
     for query in (*ANALYST_QUERIES, VALIDATION_TOTAL) if timed else ():
         budget = spec.budgets_ms[query]
         add(
@@ -403,6 +418,14 @@ def _run_checkpoint(
             table_name=gx_name(relations.memberships.name),
             schema_name=gx_name(relations.memberships.schema),
         ),
+        **{
+            mart: postgres.add_table_asset(
+                mart,
+                table_name=gx_name(getattr(relations, mart).name),
+                schema_name=gx_name(getattr(relations, mart).schema),
+            )
+            for mart in ANALYST_TABLES
+        },
         "query_timings": context.data_sources.add_pandas("timings").add_csv_asset(
             "query_timings", filepath_or_buffer=timings_csv
         ),
@@ -477,7 +500,8 @@ def run_validation(
         require_select(
             conn,
             [relations.groups, relations.memberships, relations.exceptions, relations.cache,
-             relations.ledger_groups, relations.ledger_memberships],
+             relations.ledger_groups, relations.ledger_memberships,
+             *(getattr(relations, name) for name in ANALYST_TABLES)],
             legacy=relations.cache,
         )  # fmt: skip
         check_relations_exist(conn, relations, target, tables)
@@ -488,7 +512,8 @@ def run_validation(
         timings = [] if timings_mode == "off" else measure_queries(conn, relations, spec, say)
         timing_seconds = time.perf_counter() - started
         gx_queries = {
-            q.name: statement_for_gx(q, relations, environment, conn) for q in SUITE_QUERIES
+            q.name: statement_for_gx(q, relations, environment, conn)
+            for q in (*SUITE_QUERIES, *ANALYST_TABLE_QUERIES)
         }
     frame = timings_frame(timings, spec)
     docs_dir = docs_dir.resolve()
@@ -505,7 +530,8 @@ def run_validation(
         frame.to_csv(timings_csv, index=False)
         warnings.simplefilter("ignore")
         checks = _declare_checks(gx, spec, gx_queries, timed=timings_mode != "off")
-        say(f"running the checkpoint ({len(checks)} expectations, 4 suites)")
+        suites = len({check.suite for check in checks})
+        say(f"running the checkpoint ({len(checks)} expectations, {suites} suites)")
         result, setup_seconds, checkpoint_seconds = _run_checkpoint(
             gx,
             target=target,

@@ -41,8 +41,12 @@ class Relations:
     cache: Relation
     ledger_groups: Relation
     ledger_memberships: Relation
+    symbol_memberships: Relation
+    group_summary: Relation
+    etf_overlap: Relation
 
 
+ANALYST_TABLES = ("symbol_memberships", "group_summary", "etf_overlap")
 LEDGER_GROUPS = "migration_ledger_groups"
 LEDGER_MEMBERSHIPS = "migration_ledger_memberships"
 
@@ -60,6 +64,7 @@ def relations_of(tables: targets.Tables, database: str) -> Relations:
         relation(tables.cache),
         Relation(database, tables.groups.schema, LEDGER_GROUPS),
         Relation(database, tables.groups.schema, LEDGER_MEMBERSHIPS),
+        *(Relation(database, tables.groups.schema, name) for name in ANALYST_TABLES),
     )
 
 
@@ -67,7 +72,7 @@ def check_relations_exist(
     conn: psycopg.Connection[Any], relations: Relations, target: str, tables: targets.Tables
 ) -> None:
     database = relations.groups.database
-    for key in ("groups", "memberships", "exceptions", "cache", "ledger_groups"):
+    for key in ("groups", "memberships", "exceptions", "cache", "ledger_groups", *ANALYST_TABLES):
         relation: Relation = getattr(relations, key)
         row = conn.execute(
             "select to_regclass(%s)", (relation.identifier().as_string(conn),)
@@ -281,6 +286,148 @@ order by 2, 3
 """
 
 
+# The analyst tables, each against the two tables it is derived from (the migration's rows,
+# its ledger, as the models read them: docs/design.md §10), recomputed here independently of
+# the models: every row that differs, on either side, is unexpected.  An empty, stale or
+# partial analyst table fails.  Each is validated as its own batch ({batch}: the table).
+OWNED_MEMBERS_CTE = """
+owned_members as (
+    select g.id as group_id, g.type, g.name, m.symbol, m.weight, m.metadata
+    from {memberships} as m
+    inner join {ledger_memberships} as lm on m.id = lm.membership_id
+    inner join {groups} as g on m.group_id = g.id
+    where g.environment = {environment}
+)"""
+
+# (S608: constant texts joined, no input; the relations and the environment come in later
+# through psycopg.sql)
+SYMBOL_MEMBERSHIPS_SQL = (
+    "with"  # noqa: S608
+    + OWNED_MEMBERS_CTE
+    + """,
+mart as (
+    select
+        symbol::text as symbol,
+        etfs::text[] as etfs,
+        themes::text[] as themes,
+        sector::text as sector,
+        industry::text as industry,
+        custom_groups::text[] as custom_groups,
+        group_count::bigint as group_count
+    from {batch} as mart
+    where environment = {environment}
+),
+expected as (
+    select
+        symbol::text as symbol,
+        coalesce(array_agg(name::text order by name) filter (where type = 'ETF'), array[]::text[])
+            as etfs,
+        coalesce(
+            array_agg(name::text order by name) filter (where type = 'THEME'), array[]::text[]
+        ) as themes,
+        min(name::text) filter (where type = 'SECTOR') as sector,
+        min(metadata ->> 'industry') filter (where type = 'SECTOR') as industry,
+        coalesce(
+            array_agg(name::text order by name) filter (where type = 'CUSTOM'), array[]::text[]
+        ) as custom_groups,
+        count(*)::bigint as group_count
+    from owned_members
+    group by symbol
+)
+select 'missing or different in symbol_memberships' as problem, missing.*
+from (select * from expected except select * from mart) as missing
+union all
+select 'in symbol_memberships, not in the two tables' as problem, extra.*
+from (select * from mart except select * from expected) as extra
+order by 2, 1
+"""
+)
+
+GROUP_SUMMARY_SQL = (
+    "with"  # noqa: S608
+    + OWNED_MEMBERS_CTE
+    + """,
+mart as (
+    select
+        group_id::bigint as group_id,
+        type::text as type,
+        name::text as name,
+        member_count::bigint as member_count,
+        weighted_member_count::bigint as weighted_member_count,
+        total_weight::numeric as total_weight
+    from {batch} as mart
+    where environment = {environment}
+),
+expected as (
+    select
+        g.id::bigint as group_id,
+        g.type::text as type,
+        g.name::text as name,
+        count(o.symbol)::bigint as member_count,
+        count(o.weight)::bigint as weighted_member_count,
+        sum(o.weight)::numeric as total_weight
+    from {groups} as g
+    inner join {ledger_groups} as l on g.id = l.group_id
+    left join owned_members as o on g.id = o.group_id
+    where g.environment = {environment}
+    group by g.id, g.type, g.name
+)
+select 'missing or different in group_summary' as problem, missing.*
+from (select * from expected except select * from mart) as missing
+union all
+select 'in group_summary, not in the two tables' as problem, extra.*
+from (select * from mart except select * from expected) as extra
+order by 2, 1
+"""
+)
+
+ETF_OVERLAP_SQL = (
+    "with"  # noqa: S608
+    + OWNED_MEMBERS_CTE
+    + """,
+etf_members as (
+    select o.name::text as etf, o.symbol
+    from owned_members as o
+    inner join {ledger_groups} as l on o.group_id = l.group_id
+    where o.type = 'ETF'
+),
+sizes as (
+    select etf, count(*)::bigint as holdings from etf_members group by etf
+),
+mart as (
+    select
+        etf::text as etf,
+        other_etf::text as other_etf,
+        shared_symbols::bigint as shared_symbols,
+        etf_holdings::bigint as etf_holdings,
+        other_etf_holdings::bigint as other_etf_holdings
+    from {batch} as mart
+    where environment = {environment}
+),
+expected as (
+    select
+        this_etf.etf,
+        other_etf.etf as other_etf,
+        count(*)::bigint as shared_symbols,
+        this_size.holdings as etf_holdings,
+        other_size.holdings as other_etf_holdings
+    from etf_members as this_etf
+    inner join etf_members as other_etf
+        on this_etf.symbol = other_etf.symbol and this_etf.etf <> other_etf.etf
+    inner join sizes as this_size on this_etf.etf = this_size.etf
+    inner join sizes as other_size on other_etf.etf = other_size.etf
+    group by this_etf.etf, other_etf.etf, this_size.holdings, other_size.holdings
+)
+select 'missing or different in etf_overlap' as problem, missing.*
+from (select * from expected except select * from mart) as missing
+union all
+select 'in etf_overlap, not in the two tables' as problem, extra.*
+from (select * from mart except select * from expected) as extra
+order by 2, 3, 1
+"""
+)
+
+
 @dataclass(frozen=True)
 class SuiteQuery:
     """A query of the suite: its template and the relation GX substitutes for {batch}."""
@@ -301,6 +448,14 @@ SUITE_QUERIES: tuple[SuiteQuery, ...] = (
     SuiteQuery("legacy_parity", PARITY_SQL, "memberships"),
 )
 
+# Not timed with the suite: they recompute the analyst tables (the cost of the models
+# themselves), which the validation queries' budget is not about.
+ANALYST_TABLE_QUERIES: tuple[SuiteQuery, ...] = (
+    SuiteQuery("symbol_memberships_match", SYMBOL_MEMBERSHIPS_SQL, "symbol_memberships"),
+    SuiteQuery("group_summary_match", GROUP_SUMMARY_SQL, "group_summary"),
+    SuiteQuery("etf_overlap_match", ETF_OVERLAP_SQL, "etf_overlap"),
+)
+
 
 def _names(relations: Relations) -> dict[str, sql.Composable]:
     return {
@@ -310,6 +465,7 @@ def _names(relations: Relations) -> dict[str, sql.Composable]:
         "cache": relations.cache.identifier(),
         "ledger_groups": relations.ledger_groups.identifier(),
         "ledger_memberships": relations.ledger_memberships.identifier(),
+        **{name: getattr(relations, name).identifier() for name in ANALYST_TABLES},
     }
 
 
