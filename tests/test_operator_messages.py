@@ -28,6 +28,7 @@ from support.dbt_project import DbtProject
 from support.legacy_cache import LegacyCache, small_cache
 
 from validation.cli import main
+from validation.cli_parser import harness_command
 from validation.query import Answer, render
 from validation.validate import EXPECTATIONS_DIR
 from validation.validate_report import ValidationReport, format_report
@@ -342,8 +343,9 @@ def test_the_printed_restore_command_is_shell_quoted(
     assert code == 0, err
     command = next(line for line in out.splitlines() if line.startswith("restore:"))
     argv = shlex.split(command.removeprefix("restore:"))
-    assert argv[:4] == ["python", "-m", "validation", "restore"]
-    assert Path(argv[4]).parent == out_dir and Path(argv[4]).is_file()
+    # the harness as it was started here (cli_parser.harness_command), then the command
+    assert argv[:-1] == [*shlex.split(harness_command()), "restore"]
+    assert Path(argv[-1]).parent == out_dir and Path(argv[-1]).is_file()
 
 
 @pytest.mark.parametrize("text", ["{retention_days: nan}", "{retention_days: .inf}"])
