@@ -17,6 +17,7 @@ from support.dbt_project import BuiltSample, DbtProject
 from support.legacy_cache import LegacyCache, small_cache
 
 from validation.cli import main
+from validation.command import harness_command
 from validation.query import close_names
 
 
@@ -217,7 +218,7 @@ def test_query_without_tables_says_to_build(
     monkeypatch.delenv("DBT_SCHEMA", raising=False)
     assert main(["query", "etf", "SPY"]) == 2
     err = capsys.readouterr().err
-    assert "build it first with 'python -m validation build --target default'" in err
+    assert f"build it first with '{harness_command()} build --target default'" in err
     # where it looked, and why there
     database = fresh_database["PGDATABASE"]
     assert f"looked in {fresh_database['PGHOST']}:" in err and database in err

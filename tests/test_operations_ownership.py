@@ -21,6 +21,7 @@ from support.legacy_cache import LegacyCache, published, small_cache, table_fing
 
 from validation import operations
 from validation.cli import main
+from validation.command import harness_command
 from validation.errors import UserFacingError
 
 SCRATCH_SCHEMAS_SQL = "select nspname from pg_namespace where nspname like 'sprint59_backup_%'"
@@ -237,7 +238,7 @@ def test_a_backup_made_before_its_metadata_was_checksummed_is_refused_saying_wha
     with pytest.raises(UserFacingError, match="made before") as refused:
         operations.restore(dbt_project.settings, made.path)
 
-    assert "python -m validation build --target prod" in str(refused.value)
+    assert f"{harness_command()} build --target prod" in str(refused.value)
     assert _everything(conn) == before
     assert _scratch_schemas(conn) == []
 
@@ -608,7 +609,7 @@ def test_rollback_without_a_ledger_is_refused_saying_what_to_do(
     assert main(["rollback", "--target", "prod", "--yes"]) == 2
 
     err = capsys.readouterr().err
-    assert "ledger" in err and "python -m validation build --target prod" in err
+    assert "ledger" in err and f"{harness_command()} build --target prod" in err
     assert before == (
         table_fingerprint(conn, "definition_groups"),
         table_fingerprint(conn, "group_memberships"),
@@ -636,6 +637,6 @@ def test_an_environment_built_before_the_ledger_is_refused_until_a_build_records
 
     err = capsys.readouterr().err
     assert err.count("has not been started") == 2
-    assert "python -m validation build --target prod" in err
+    assert f"{harness_command()} build --target prod" in err
     assert _everything(conn) == before
     assert list(tmp_path.iterdir()) == []

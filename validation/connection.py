@@ -8,6 +8,7 @@ from pathlib import Path
 
 import psycopg
 
+from validation.command import harness_command
 from validation.errors import UserFacingError
 
 PG_VARIABLES = ("PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE")
@@ -57,7 +58,7 @@ def connection_failure(exc: psycopg.OperationalError, settings: Mapping[str, str
         )
     else:
         advice = (
-            "start the embedded server with 'python -m validation db start', or set "
+            f"start the embedded server with '{harness_command()} db start', or set "
             "PGHOST/PGPORT/PGUSER/PGDATABASE to use your own"
         )
     return f"Cannot connect to PostgreSQL at {describe(settings)} ({reason}); {advice}."

@@ -11,6 +11,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from validation.command import harness_command
 from validation.connection import connect
 from validation.errors import UserFacingError
 from validation.query import Answer, close_names, environments_in, other_targets_hint
@@ -53,7 +54,7 @@ def _history_start(conn: psycopg.Connection, schema: str, environment: str) -> d
         raise UserFacingError(
             f"There is no history of {environment} yet"
             f"{other_targets_hint(environments_in(conn, history))}; build it with "
-            f"'python -m validation build --target {environment.lower()}' (history starts "
+            f"'{harness_command()} build --target {environment.lower()}' (history starts "
             "at the first build that includes the history models)."
         )
     return row[0]
@@ -304,6 +305,6 @@ def ask_history(
     except psycopg.errors.UndefinedTable as exc:
         raise UserFacingError(
             f"The history tables are missing ({exc.diag.message_primary}); build the models "
-            f"with 'python -m validation build --target {environment.lower()}' (history "
+            f"with '{harness_command()} build --target {environment.lower()}' (history "
             "starts at that build)."
         ) from exc

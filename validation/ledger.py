@@ -26,6 +26,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from validation.command import harness_command
 from validation.errors import UserFacingError
 
 GROUPS = "migration_ledger_groups"
@@ -92,7 +93,7 @@ def relation_exists(conn: psycopg.Connection, schema: str, name: str) -> bool:
 
 def require(conn: psycopg.Connection, schema: str, environment: str, looked_in: str = "") -> Tables:
     """The schema's tables, or a one-sentence refusal saying what to do."""
-    build = f"'python -m validation build --target {environment.lower()}'"
+    build = f"'{harness_command()} build --target {environment.lower()}'"
     missing = [t for t in ("definition_groups", "group_memberships") if not relation_exists(
         conn, schema, t)]  # fmt: skip
     if missing:

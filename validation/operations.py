@@ -17,6 +17,7 @@ import psycopg
 from psycopg import sql
 
 from validation import ledger, targets
+from validation.command import harness_command
 from validation.connection import PROJECT_ROOT, connect
 from validation.errors import UserFacingError
 
@@ -232,7 +233,7 @@ def _copy_slice_to(
         conn.rollback()
         raise UserFacingError(
             f"{exc.diag.message_primary}{looked_in}; build the environment first "
-            f"('python -m validation build --target {environment.lower()}'), or name the "
+            f"('{harness_command()} build --target {environment.lower()}'), or name the "
             "schemas it was built in (--schema, --source-schema)."
         ) from exc
     except BaseException:
@@ -297,7 +298,7 @@ def verify(path: Path) -> dict[str, object]:
             f"{path.name} was made before backups checksummed their metadata (its .json, "
             "which says where the rows go, is not covered by its .sha256) and recorded which "
             "rows the migration wrote, so it cannot be restored safely; rebuild the "
-            "environment from cache_entries instead ('python -m validation build --target "
+            f"environment from cache_entries instead ('{harness_command()} build --target "
             f"{_environment_hint(path, meta_path)}'), or read the dump with pg_restore into a "
             "database of its own."
         )
@@ -867,7 +868,7 @@ def retirement_report(
         except psycopg.errors.UndefinedTable as exc:
             raise UserFacingError(
                 f"{exc.diag.message_primary}{looked_in}; build the environment first "
-                f"('python -m validation build --target {environment.lower()}'), or name the "
+                f"('{harness_command()} build --target {environment.lower()}'), or name the "
                 "schema it was built in with --schema."
             ) from exc
     return readiness, unexplained

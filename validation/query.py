@@ -16,6 +16,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from validation.command import harness_command
 from validation.connection import connect
 from validation.errors import UserFacingError
 
@@ -78,7 +79,7 @@ def _require_environment(
     except psycopg.errors.UndefinedTable as exc:
         raise UserFacingError(
             f"There is no {schema}.definition_groups table{looked_in}; build it first with "
-            f"'python -m validation build --target {environment.lower()}', or name the schema "
+            f"'{harness_command()} build --target {environment.lower()}', or name the schema "
             "it was built in with --schema (or DBT_SCHEMA)."
         ) from exc
     if not row or row[0] == 0:
@@ -86,7 +87,7 @@ def _require_environment(
         raise UserFacingError(
             f"Environment {environment} has no migrated groups in {schema}"
             f"{other_targets_hint(others)}; build it with "
-            f"'python -m validation build --target {environment.lower()}'."
+            f"'{harness_command()} build --target {environment.lower()}'."
         )
 
 
@@ -224,7 +225,7 @@ def ask(
     except psycopg.errors.UndefinedTable as exc:
         raise UserFacingError(
             f"A table this question needs is missing ({exc.diag.message_primary}){looked_in}; "
-            f"build the models with 'python -m validation build --target {environment.lower()}'."
+            f"build the models with '{harness_command()} build --target {environment.lower()}'."
         ) from exc
 
 
@@ -293,7 +294,7 @@ def _ask(
                 (environment, first, second),
             )
             return Answer(f"overlap of {first} and {second} in {environment}", columns, rows)
-    raise UserFacingError(f"Unknown question {question!r}; see 'python -m validation query -h'.")
+    raise UserFacingError(f"Unknown question {question!r}; see '{harness_command()} query -h'.")
 
 
 def tables_read(question: str, names: Sequence[str], *, history: bool) -> tuple[str, ...]:

@@ -39,6 +39,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from validation.command import harness_command
 from validation.errors import UserFacingError
 from validation.sample_drafts import (
     BASE_TIME,
@@ -521,7 +522,7 @@ def rebalance_etf(
         if row is None:
             raise UserFacingError(
                 f"{schema}.{TABLE_NAME} has no etf_holdings entry {etf!r} in {environment}; load "
-                "the sample first (python -m validation load-sample)."
+                f"the sample first ({harness_command()} load-sample)."
             )
         holdings, before = row
         if not isinstance(holdings, list) or len(holdings) <= count:
