@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from support.dbt_project import DbtProject
 from support.legacy_cache import LegacyCache, small_cache
 from support.parity import dbt_test_statuses
@@ -234,3 +235,41 @@ def test_an_unchanged_entry_reinserted_by_its_loader_keeps_a_contested_name(
 
         assert _group_id(conn, "etf_foo", "CUSTOM") == holder
         assert _members(conn, holder) == ["AAPL"]
+
+
+def _view_schema(conn: psycopg.Connection, view: str) -> str:
+    row = conn.execute(
+        "select table_schema from information_schema.views where table_name = %s", (view,)
+    ).fetchone()
+    assert row is not None, f"no view {view}"
+    return str(row[0])
+
+
+def test_views_others_built_on_the_migration_s_views_survive_its_builds(
+    module_copy: psycopg.Connection, dbt_project: DbtProject
+):
+    # an operator's own report on the staging view of cache_entries and on the change
+    # backlog: a rebuild replaces those views in place, it does not drop what depends on them
+    conn = module_copy
+    staging = _view_schema(conn, "stg_legacy__cache_entries")
+    ops = _view_schema(conn, "migration_change_backlog")
+    conn.execute(
+        sql.SQL(
+            "create view public.entries_per_type as select cache_type, count(*) as entries"
+            " from {}.stg_legacy__cache_entries group by cache_type"
+        ).format(sql.Identifier(staging))
+    )
+    conn.execute(
+        sql.SQL(
+            "create view public.backlog_watch as select * from {}.migration_change_backlog"
+        ).format(sql.Identifier(ops))
+    )
+    entries_before = conn.execute("select * from public.entries_per_type order by 1").fetchall()
+
+    _build(dbt_project)
+    _build(dbt_project, full_refresh=True)
+
+    assert conn.execute("select * from public.entries_per_type order by 1").fetchall() == (
+        entries_before
+    )
+    assert conn.execute("select count(*) >= 0 from public.backlog_watch").fetchone() == (True,)
