@@ -93,6 +93,21 @@ def test_a_run_refreshes_only_its_own_environment_in_the_analyst_models(
     assert counts == {"DEFAULT": 4, "PROD": 1}
 
 
+def test_analyst_watermarks_carry_their_rows_rule_version_and_history_s_do_not(
+    small_cache_built: psycopg.Connection,
+):
+    # a release that changes what an analyst table holds bumps rows_rule_version
+    # (dbt_project.yml): no watermark under the new name, so every environment recomputes it
+    consumers = {
+        consumer
+        for (consumer,) in small_cache_built.execute(
+            "select consumer from migration_watermarks where environment = 'PROD'"
+        ).fetchall()
+    }
+    assert {"symbol_memberships@v2", "group_summary@v2", "etf_overlap@v2"} <= consumers
+    assert {"group_membership_history", "definition_group_history"} <= consumers
+
+
 def test_spy_and_voo_overlap_on_the_sample(built_sample: BuiltSample):
     with built_sample.connect() as conn:
         row = conn.execute(

@@ -47,17 +47,15 @@
 
 {% macro analytics_consumer() -%}
     {#-
-        The name this analyst model's watermark goes by: the model and the version of the
-        rule for what its rows hold (v2: the migration's rows only, its ledger).  A release
-        that changes the rule bumps the version, so that every environment recomputes the
-        model once (no watermark under the new name) instead of keeping rows of the old rule.
+        The name this model's watermark goes by: the model, and the version of the rule for
+        what its rows hold when its config says one (meta rows_rule_version, set for the
+        analyst models in dbt_project.yml: 2, the migration's rows only, its ledger).  A
+        release that changes the rule bumps the version, so that every environment recomputes
+        the model once (no watermark under the new name) instead of keeping rows of the old
+        rule.  The history models have none: their rows are never recomputed.
     -#}
-    {%- if 'analytics' in model.fqn -%}
-        {{- this.name ~ '@v2' -}}
-    {%- else -%}
-        {#- the history models keep their watermarks: their rows are never recomputed -#}
-        {{- this.name -}}
-    {%- endif -%}
+    {%- set version = (config.get('meta') or {}).get('rows_rule_version') -%}
+    {{- this.name ~ ('@v' ~ version if version else '') -}}
 {%- endmacro %}
 
 
