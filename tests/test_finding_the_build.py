@@ -20,6 +20,7 @@ import pytest
 import yaml
 from support.databases import PROJECT_ROOT, PgServer
 from support.legacy_cache import LegacyCache, small_cache
+from support.shell import run_command, user_environment
 
 from validation.validate import EXPECTATIONS_DIR
 
@@ -35,13 +36,7 @@ class Shell:
 
     def run(self, command: list[str], **settings: str) -> subprocess.CompletedProcess[str]:
         """A command in a shell with the PG* settings, the shared target/ and ``settings``."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "DBT_"))}
-        env |= {**self.database, "DO_NOT_TRACK": "1", "DBT_TARGET_PATH": str(self.work / "target")}
-        env |= {"DBT_LOG_PATH": str(self.work / "logs"), **settings}
-        return subprocess.run(
-            command, cwd=PROJECT_ROOT, env=env, stdin=subprocess.DEVNULL,
-            capture_output=True, text=True, check=False, timeout=600,
-        )  # fmt: skip
+        return run_command(command, user_environment({**self.database, **settings}, self.work))
 
 
 def _compact_expectations(work: Path) -> Path:

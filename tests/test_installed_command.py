@@ -8,7 +8,6 @@ cache_entries DDL a user needs (README, "Use your own PostgreSQL")."""
 from __future__ import annotations
 
 import os
-import re
 import shlex
 import subprocess
 import sys
@@ -21,6 +20,7 @@ import pytest
 from psycopg import sql
 from support.databases import PROJECT_ROOT, PgServer
 from support.legacy_cache import LegacyCache, small_cache
+from support.shell import readme_block, run_command, user_environment
 
 from validation.sample import ensure_table
 
@@ -37,16 +37,10 @@ class Elsewhere:
     database: dict[str, str]
 
     def run(self, command: list[str], *, active_venv: bool = False, **settings: str):
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "DBT_"))}
-        env |= {**self.database, "DO_NOT_TRACK": "1", "DBT_SCHEMA": "mig", **settings}
-        env |= {"DBT_TARGET_PATH": str(self.directory / "target")}
-        env |= {"DBT_LOG_PATH": str(self.directory / "logs")}
+        env = user_environment({**self.database, "DBT_SCHEMA": "mig", **settings}, self.directory)
         env.pop("VIRTUAL_ENV", None)
         env["PATH"] = f"{VENV_BIN}:{SYSTEM_PATH}" if active_venv else SYSTEM_PATH
-        return subprocess.run(
-            command, cwd=self.directory, env=env, stdin=subprocess.DEVNULL,
-            capture_output=True, text=True, check=False, timeout=600,
-        )  # fmt: skip
+        return run_command(command, env, cwd=self.directory)
 
 
 @pytest.fixture(scope="module")
@@ -142,8 +136,6 @@ def test_a_printed_command_works_as_printed(where: str, active_venv: bool, tmp_p
     assert helped.stdout.startswith(f"usage: {printed} ")
 
 
-README_DDL = re.compile(r"<!-- cache-entries-ddl -->\s*```sql\n(.*?)```", re.DOTALL)
-
 COLUMNS_SQL = """
 select a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
        regexp_replace(coalesce(pg_get_expr(d.adbin, d.adrelid), ''), '[a-z_]+\\.', '')
@@ -159,14 +151,13 @@ where conrelid = %s::regclass order by conname
 def test_the_readmes_cache_entries_ddl_is_the_table_the_sample_loader_makes(
     pg_server: PgServer,
 ) -> None:
-    found = README_DDL.search((PROJECT_ROOT / "README.md").read_text(encoding="utf-8"))
-    assert found, "README.md has no <!-- cache-entries-ddl --> block"
+    ddl = readme_block("cache-entries-ddl")
     name = f"t_ddl_{uuid.uuid4().hex[:8]}"
     pg_server.recreate_database(name)
     try:
         with pg_server.connect(name, autocommit=True) as conn:
             conn.execute("create schema legacy")
-            conn.execute(sql.SQL(found[1]))  # type: ignore[arg-type]
+            conn.execute(sql.SQL(ddl))  # type: ignore[arg-type]
             ensure_table(conn, "sample")
             readme, loader = (
                 (

@@ -10,7 +10,6 @@ the history and the migration's rows must be those of the first build."""
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import uuid
@@ -22,16 +21,14 @@ from typing import Any
 import psycopg
 import pytest
 from psycopg import sql
-from support.databases import PROJECT_ROOT, PgServer
+from support.databases import PgServer
 from support.equivalence import environment_part
 from support.history import history_as_of, last_run_time, tables_state
 from support.legacy_cache import published
+from support.shell import readme_block, run_command, user_environment
 
 from validation import sample
 
-README = PROJECT_ROOT / "README.md"
-DBA_SQL = re.compile(r"<!-- dba-sql -->\s*```sql\n(.*?)```", re.DOTALL)
-JOURNEY = re.compile(r"<!-- journey-(migrator|reader) -->\s*```sh\n(.*?)```", re.DOTALL)
 NAMES = re.compile(r"\b(stocks|migrator|reader)\b")
 
 # What analysts read, without the ids and stamps a rebuild may change
@@ -47,11 +44,9 @@ ANALYST_ROWS_SQL = {
 
 def readme_blocks() -> dict[str, list[str]]:
     """{role: the lines of its journey block}, blank lines left out."""
-    text = README.read_text(encoding="utf-8")
-    found = {role: block for role, block in JOURNEY.findall(text)}
-    assert set(found) == {"migrator", "reader"}, "README.md lost a journey block"
     return {
-        role: [line for line in block.splitlines() if line.strip()] for role, block in found.items()
+        role: [line for line in readme_block(f"journey-{role}", "sh").splitlines() if line.strip()]
+        for role in ("migrator", "reader")
     }
 
 
@@ -71,22 +66,19 @@ class Company:
 
     def shell(self, line: str) -> subprocess.CompletedProcess[str]:
         """One README line in a shell of the migration role, from the checkout."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "DBT_"))}
-        env |= {k: v for k, v in self.settings.items() if k != "PGUSER"}
-        env |= {
-            "PGUSER": self.names["migrator"],
-            "DBT_SCHEMA": "public",
-            "DBT_SOURCE_SCHEMA": "legacy",
-            "DBT_READER_ROLE": self.names["reader"],
-            "DO_NOT_TRACK": "1",
-            "DBT_TARGET_PATH": str(self.work / "target"),
-            "DBT_LOG_PATH": str(self.work / "logs"),
-        }
-        return subprocess.run(
-            ["bash", "-c", "set -o pipefail\n" + self.as_written(line)],
-            cwd=PROJECT_ROOT, env=env, stdin=subprocess.DEVNULL,
-            capture_output=True, text=True, check=False, timeout=900,
-        )  # fmt: skip
+        env = user_environment(
+            {
+                **self.settings,
+                "PGUSER": self.names["migrator"],
+                "DBT_SCHEMA": "public",
+                "DBT_SOURCE_SCHEMA": "legacy",
+                "DBT_READER_ROLE": self.names["reader"],
+            },
+            self.work,
+        )
+        return run_command(
+            ["bash", "-c", "set -o pipefail\n" + self.as_written(line)], env, timeout=900
+        )
 
 
 @pytest.fixture
@@ -99,12 +91,10 @@ def a_company_set_up_as_the_readme_says(
     database = f"t_journey_{tag}"
     names = {"stocks": database, "migrator": f"migrator_{tag}", "reader": f"reader_{tag}"}
     settings = pg_server.recreate_database(database)
-    found = DBA_SQL.search(README.read_text(encoding="utf-8"))
-    assert found, "README.md has no <!-- dba-sql --> block"
     admin = pg_server.connect(database, autocommit=True)
     admin.execute("create schema legacy")
     sample.load_sample(admin, schema="legacy", environments=("PROD",))
-    admin.execute(sql.SQL(NAMES.sub(lambda m: names[m[1]], found[1])))  # type: ignore[arg-type]
+    admin.execute(sql.SQL(NAMES.sub(lambda m: names[m[1]], readme_block("dba-sql"))))  # type: ignore[arg-type]
     (tmp_path / "backups").mkdir()
     try:
         yield Company(database, names, settings, tmp_path / "backups", tmp_path), admin

@@ -26,6 +26,7 @@ from psycopg import sql
 from support.databases import PROJECT_ROOT, PgServer
 from support.dbt_project import DbtProject
 from support.legacy_cache import LegacyCache, small_cache
+from support.shell import run_command, user_environment
 
 from validation.cli import main
 from validation.cli_parser import harness_command
@@ -181,13 +182,8 @@ class Company:
     work: Path
 
     def run(self, *argv: str) -> subprocess.CompletedProcess[str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "DBT_"))}
-        env |= {**self.settings, "DO_NOT_TRACK": "1", "DBT_SCHEMA": "Mixed_Case"}
-        env |= {"DBT_TARGET_PATH": str(self.work / "target"), "DBT_LOG_PATH": str(self.work)}
-        return subprocess.run(
-            [*HARNESS, *argv], cwd=PROJECT_ROOT, env=env, stdin=subprocess.DEVNULL,
-            capture_output=True, text=True, check=False, timeout=600,
-        )  # fmt: skip
+        settings = {**self.settings, "DBT_SCHEMA": "Mixed_Case", "DBT_LOG_PATH": str(self.work)}
+        return run_command([*HARNESS, *argv], user_environment(settings, self.work))
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ naming each object and privilege, with its own exit code (4), never a data failu
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -18,20 +17,18 @@ from pathlib import Path
 
 import pytest
 from psycopg import sql
-from support.databases import PROJECT_ROOT, PgServer
+from support.databases import PgServer
 from support.legacy_cache import LegacyCache, small_cache
+from support.shell import readme_block, run_command, user_environment
 
 from validation.errors import PermissionProblem
 
 HARNESS = [sys.executable, "-m", "validation"]
-README_SQL = re.compile(r"<!-- dba-sql -->\s*```sql\n(.*?)```", re.DOTALL)
 
 
 def dba_sql_from_the_readme() -> str:
     """The README's 'once, by a DBA' SQL block, as a user copies it."""
-    found = README_SQL.search((PROJECT_ROOT / "README.md").read_text(encoding="utf-8"))
-    assert found, "README.md has no <!-- dba-sql --> block"
-    return found[1]
+    return readme_block("dba-sql")
 
 
 @dataclass(frozen=True)
@@ -44,14 +41,8 @@ class Company:
     work: Path
 
     def run(self, user: str, command: list[str], **extra: str) -> subprocess.CompletedProcess[str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "DBT_"))}
-        env |= {**self.settings, "PGUSER": user, "DO_NOT_TRACK": "1", **extra}
-        env |= {"DBT_TARGET_PATH": str(self.work / f"target-{user}")}
-        env |= {"DBT_LOG_PATH": str(self.work / f"logs-{user}")}
-        return subprocess.run(
-            command, cwd=PROJECT_ROOT, env=env, stdin=subprocess.DEVNULL,
-            capture_output=True, text=True, check=False, timeout=600,
-        )  # fmt: skip
+        settings = {**self.settings, "PGUSER": user, **extra}
+        return run_command(command, user_environment(settings, self.work / user))
 
     def build(self, *options: str) -> None:
         built = self.run(

@@ -5,7 +5,6 @@ table -- naming the setting to change (README, "Use your own PostgreSQL")."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import uuid
@@ -14,8 +13,9 @@ from pathlib import Path
 
 import pytest
 from psycopg import sql
-from support.databases import PROJECT_ROOT, PgServer
+from support.databases import PgServer
 from support.legacy_cache import LegacyCache, small_cache
+from support.shell import run_command, user_environment
 
 DBT = str(Path(sys.executable).parent / "dbt")
 
@@ -24,13 +24,9 @@ def _dbt(
     args: list[str], database: dict[str, str], work: Path, **settings: str
 ) -> subprocess.CompletedProcess[str]:
     """dbt in a child process, as a user runs it: PG* and DBT_* settings, nothing else."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "DBT_"))}
-    env |= {**database, "DO_NOT_TRACK": "1", "DBT_SCHEMA": "mig", **settings}
-    env |= {"DBT_TARGET_PATH": str(work / "target"), "DBT_LOG_PATH": str(work / "logs")}
-    return subprocess.run(
-        [DBT, *args], cwd=PROJECT_ROOT, env=env, stdin=subprocess.DEVNULL,
-        capture_output=True, text=True, check=False, timeout=600,
-    )  # fmt: skip
+    return run_command(
+        [DBT, *args], user_environment({**database, "DBT_SCHEMA": "mig", **settings}, work)
+    )
 
 
 @pytest.fixture(scope="module")

@@ -232,14 +232,13 @@ def parity_report(
     for group_id, group_type, name, source_type, source_key, checksum in groups:
         report.groups_checked += 1
         label = f"{group_type} {name} ({source_type}:{source_key})"
-        versions = legacy.get((source_type, source_key), [])
-        if foreign.get(group_id) and _is_unpublished(versions, recorded):
+        winner = _winning_version(legacy.get((source_type, source_key), []))
+        if foreign.get(group_id) and _is_unpublished(winner, recorded):
             continue  # its entry is gone or left out: kept for another writer's memberships
-        if source_type not in LIST_TYPES or not versions:
+        if source_type not in LIST_TYPES or winner is None:
             report.problems.append(f"{label}: no legacy entry in {environment}")
             continue
-        # the most recently updated version wins; ties go to the higher cache id
-        entry_id, _, _, _, value_text, value_md5, _ = max(versions, key=lambda r: (r[6], r[0]))
+        entry_id, _, _, _, value_text, value_md5, _ = winner
         if LIST_TYPES[source_type][0] != group_type:
             report.problems.append(f"{label}: a {source_type} entry should be {group_type}")
         if checksum != value_md5:
@@ -272,14 +271,19 @@ def parity_report(
     return report
 
 
+def _winning_version(versions: list[tuple[Any, ...]]) -> tuple[Any, ...] | None:
+    """The version of an entry the migration reads: the most recently updated, ties to the
+    higher cache id; None when the entry has no version in the environment."""
+    return max(versions, key=lambda r: (r[6], r[0])) if versions else None
+
+
 def _is_unpublished(
-    versions: list[tuple[Any, ...]], recorded: dict[int, dict[Any, set[tuple[str, str]]]]
+    winner: tuple[Any, ...] | None, recorded: dict[int, dict[Any, set[tuple[str, str]]]]
 ) -> bool:
     """No current entry, or the winning one is left out (an entry-level error)."""
-    if not versions:
+    if winner is None:
         return True
-    entry_id = max(versions, key=lambda r: (r[6], r[0]))[0]
-    return any(severity == "error" for _, severity in recorded.get(entry_id, {}).get(None, ()))
+    return any(severity == "error" for _, severity in recorded.get(winner[0], {}).get(None, ()))
 
 
 def _compare_element(
