@@ -77,7 +77,11 @@ packed_members as (
         group_id,
         count(*) as member_count,
         array_agg(symbol order by source_position nulls last, symbol) as symbols,
-        array_agg(weight order by source_position nulls last, symbol) as weights,
+        -- NULL for an unweighted list (the source gives no weight): nothing to read
+        case
+            when count(weight) > 0
+                then array_agg(weight order by source_position nulls last, symbol)
+        end as weights,
         array_agg(source_position::integer order by source_position nulls last, symbol)
             as positions
     from positioned_memberships
@@ -94,7 +98,7 @@ final as (
         definition_groups.name,
         coalesce(packed_members.member_count, 0) as member_count,
         coalesce(packed_members.symbols, '{}') as symbols,
-        coalesce(packed_members.weights, '{}') as weights,
+        packed_members.weights,
         coalesce(packed_members.positions, '{}') as positions
 
     from definition_groups
