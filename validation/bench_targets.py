@@ -108,7 +108,8 @@ def evaluate_targets(scales: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]
     # issue 30: the packed row (group_holdings) as fast as the blob, at every scale run
     for scale in sorted({1, 10, 100} | set(by_scale)):
         add(
-            "an ETF's holdings from its packed row: p50 at or below the JSONB row's",
+            f"an ETF's holdings from its packed row at scale {scale}: p50 at or below the JSONB"
+            " row's",
             scale,
             packed_at_most_blob,
         )
