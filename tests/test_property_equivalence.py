@@ -56,12 +56,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
-import psycopg
 import pytest
 from hypothesis import HealthCheck, Phase, note, seed, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, rule, run_state_machine_as_test
-from psycopg import sql
+from support.analyst_tables import group_holdings_differences
 from support.databases import PROJECT_ROOT, PgServer
 from support.equivalence import (
     ENVIRONMENTS,
@@ -82,8 +81,6 @@ from support.equivalence import (
 from support.history import check_history, last_run_time, tables_state
 from support.legacy_cache import BASE_TIME, published
 from support.parity import assert_parity
-
-from validation.validate_queries import GROUP_HOLDINGS_SQL
 
 
 def _settings(examples: int, steps: int, **kwargs: Any) -> settings:
@@ -178,23 +175,6 @@ def machine_for(harness: Harness) -> type[RuleBasedStateMachine]:
             self.conn.close()
 
     return IncrementalRuns
-
-
-def group_holdings_differences(conn: psycopg.Connection, environment: str) -> list[tuple[Any, ...]]:
-    """The rows where group_holdings and the migration's rows of the two tables disagree, by
-    validate's own check (validation/validate_queries.py), for one environment."""
-    names = {
-        "groups": "definition_groups",
-        "memberships": "group_memberships",
-        "ledger_groups": "migration_ledger_groups",
-        "ledger_memberships": "migration_ledger_memberships",
-        "batch": "group_holdings",
-    }
-    statement = sql.SQL(GROUP_HOLDINGS_SQL).format(
-        **{key: sql.Identifier(name) for key, name in names.items()},
-        environment=sql.Placeholder("environment"),
-    )
-    return conn.execute(statement, {"environment": environment}).fetchall()
 
 
 def _harness(
