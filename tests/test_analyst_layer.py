@@ -97,7 +97,9 @@ def test_group_holdings_follow_a_reordered_list_after_an_incremental_build(
     dbt_project: DbtProject, small_cache_built: psycopg.Connection
 ):
     conn = small_cache_built
-    LegacyCache(conn).replace("etf_holdings", "SPY", {"holdings": ["XOM", "NVDA", "AAPL"]}, "PROD")
+    # the same members in another order: only their positions change (no member comes or goes)
+    reordered = ["XOM", "NVDA", "MSFT", "AAPL"]
+    LegacyCache(conn).replace("etf_holdings", "SPY", {"holdings": reordered}, "PROD")
 
     dbt_project.build("prod")
 
@@ -106,7 +108,7 @@ def test_group_holdings_follow_a_reordered_list_after_an_incremental_build(
             "select environment, symbols from group_holdings where type = 'ETF' and name = 'SPY'"
         ).fetchall()
     )
-    assert packed == {"DEFAULT": ["AAPL", "MSFT", "NVDA", "XOM"], "PROD": ["XOM", "NVDA", "AAPL"]}
+    assert packed == {"DEFAULT": ["AAPL", "MSFT", "NVDA", "XOM"], "PROD": reordered}
 
 
 def test_a_run_refreshes_only_its_own_environment_in_the_analyst_models(
