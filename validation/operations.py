@@ -23,7 +23,7 @@ from validation.errors import UserFacingError
 
 BACKUP_DIR = PROJECT_ROOT / "backups"
 MARTS_LOCK = targets.MARTS_LOCK
-ANALYST_TABLES = ("symbol_memberships", "group_summary", "etf_overlap")
+ANALYST_TABLES = ("symbol_memberships", "group_summary", "etf_overlap", "group_holdings")
 # A rollback closes their open periods at its own time instead of deleting them: the history
 # then says the environment's groups and memberships ended there (docs/design.md §9).
 HISTORY_TABLES = ("group_membership_history", "definition_group_history")

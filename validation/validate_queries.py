@@ -44,9 +44,10 @@ class Relations:
     symbol_memberships: Relation
     group_summary: Relation
     etf_overlap: Relation
+    group_holdings: Relation
 
 
-ANALYST_TABLES = ("symbol_memberships", "group_summary", "etf_overlap")
+ANALYST_TABLES = ("symbol_memberships", "group_summary", "etf_overlap", "group_holdings")
 LEDGER_GROUPS = "migration_ledger_groups"
 LEDGER_MEMBERSHIPS = "migration_ledger_memberships"
 
@@ -427,6 +428,68 @@ order by 2, 3, 1
 """
 )
 
+GROUP_HOLDINGS_SQL = (
+    "with"  # noqa: S608
+    + OWNED_MEMBERS_CTE
+    + """,
+mart as (
+    select
+        group_id::bigint as group_id,
+        type::text as type,
+        name::text as name,
+        member_count::bigint as member_count,
+        symbols::text[] as symbols,
+        weights::numeric[] as weights,
+        positions::integer[] as positions
+    from {batch} as mart
+    where environment = {environment}
+),
+positioned as (
+    select
+        group_id,
+        symbol::text as symbol,
+        weight::numeric as weight,
+        case
+            when jsonb_typeof(metadata -> 'position') = 'number'
+                then (metadata ->> 'position')::numeric
+        end as position
+    from owned_members
+),
+expected as (
+    select
+        g.id::bigint as group_id,
+        g.type::text as type,
+        g.name::text as name,
+        count(p.symbol)::bigint as member_count,
+        coalesce(
+            array_agg(p.symbol order by p.position nulls last, p.symbol)
+                filter (where p.symbol is not null),
+            array[]::text[]
+        ) as symbols,
+        case
+            when count(p.weight) > 0
+                then array_agg(p.weight order by p.position nulls last, p.symbol)
+        end as weights,
+        coalesce(
+            array_agg(p.position::integer order by p.position nulls last, p.symbol)
+                filter (where p.symbol is not null),
+            array[]::integer[]
+        ) as positions
+    from {groups} as g
+    inner join {ledger_groups} as l on g.id = l.group_id
+    left join positioned as p on g.id = p.group_id
+    where g.environment = {environment}
+    group by g.id, g.type, g.name
+)
+select 'missing or different in group_holdings' as problem, missing.*
+from (select * from expected except select * from mart) as missing
+union all
+select 'in group_holdings, not in the two tables' as problem, extra.*
+from (select * from mart except select * from expected) as extra
+order by 2, 1
+"""
+)
+
 
 @dataclass(frozen=True)
 class SuiteQuery:
@@ -454,6 +517,7 @@ ANALYST_TABLE_QUERIES: tuple[SuiteQuery, ...] = (
     SuiteQuery("symbol_memberships_match", SYMBOL_MEMBERSHIPS_SQL, "symbol_memberships"),
     SuiteQuery("group_summary_match", GROUP_SUMMARY_SQL, "group_summary"),
     SuiteQuery("etf_overlap_match", ETF_OVERLAP_SQL, "etf_overlap"),
+    SuiteQuery("group_holdings_match", GROUP_HOLDINGS_SQL, "group_holdings"),
 )
 
 
@@ -497,11 +561,12 @@ def measure_queries(
     spec: ExpectationsFile,
     progress: Callable[[str], None],
 ) -> list[QueryTiming]:
-    """Time the three analyst queries and every query of the suite (psycopg, parameters)."""
+    """Time the four analyst queries and every query of the suite (psycopg, parameters)."""
     timings = []
     for query in analyst_queries(
         relations.groups,
         relations.memberships,
+        relations.group_holdings,
         spec.environment,
         etf_name=spec.etf_name,
         symbol=spec.symbol,
