@@ -300,12 +300,32 @@ owned_members as (
     where g.environment = {environment}
 )"""
 
-# (S608: constant texts joined, no input; the relations and the environment come in later
-# through psycopg.sql)
-SYMBOL_MEMBERSHIPS_SQL = (
-    "with"  # noqa: S608
-    + OWNED_MEMBERS_CTE
-    + """,
+
+def _analyst_table_check(table: str, ctes: str, order_by: str = "2, 1") -> str:
+    """The check of one analyst table: ``ctes`` (after owned_members) define ``mart``, the
+    table's rows in the compared types, and ``expected``, the same recomputed from the two
+    tables; every row on one side only comes back, with what is wrong with it."""
+    # S608: constant texts joined, no input; the relations and the environment come in later
+    # through psycopg.sql
+    return (
+        "with"  # noqa: S608
+        + OWNED_MEMBERS_CTE
+        + ",\n"
+        + ctes.strip("\n")
+        + f"""
+select 'missing or different in {table}' as problem, missing.*
+from (select * from expected except select * from mart) as missing
+union all
+select 'in {table}, not in the two tables' as problem, extra.*
+from (select * from mart except select * from expected) as extra
+order by {order_by}
+"""  # noqa: S608
+    )
+
+
+SYMBOL_MEMBERSHIPS_SQL = _analyst_table_check(
+    "symbol_memberships",
+    """
 mart as (
     select
         symbol::text as symbol,
@@ -335,19 +355,12 @@ expected as (
     from owned_members
     group by symbol
 )
-select 'missing or different in symbol_memberships' as problem, missing.*
-from (select * from expected except select * from mart) as missing
-union all
-select 'in symbol_memberships, not in the two tables' as problem, extra.*
-from (select * from mart except select * from expected) as extra
-order by 2, 1
-"""
+""",
 )
 
-GROUP_SUMMARY_SQL = (
-    "with"  # noqa: S608
-    + OWNED_MEMBERS_CTE
-    + """,
+GROUP_SUMMARY_SQL = _analyst_table_check(
+    "group_summary",
+    """
 mart as (
     select
         group_id::bigint as group_id,
@@ -373,19 +386,12 @@ expected as (
     where g.environment = {environment}
     group by g.id, g.type, g.name
 )
-select 'missing or different in group_summary' as problem, missing.*
-from (select * from expected except select * from mart) as missing
-union all
-select 'in group_summary, not in the two tables' as problem, extra.*
-from (select * from mart except select * from expected) as extra
-order by 2, 1
-"""
+""",
 )
 
-ETF_OVERLAP_SQL = (
-    "with"  # noqa: S608
-    + OWNED_MEMBERS_CTE
-    + """,
+ETF_OVERLAP_SQL = _analyst_table_check(
+    "etf_overlap",
+    """
 etf_members as (
     select o.name::text as etf, o.symbol
     from owned_members as o
@@ -419,19 +425,13 @@ expected as (
     inner join sizes as other_size on other_etf.etf = other_size.etf
     group by this_etf.etf, other_etf.etf, this_size.holdings, other_size.holdings
 )
-select 'missing or different in etf_overlap' as problem, missing.*
-from (select * from expected except select * from mart) as missing
-union all
-select 'in etf_overlap, not in the two tables' as problem, extra.*
-from (select * from mart except select * from expected) as extra
-order by 2, 3, 1
-"""
+""",
+    order_by="2, 3, 1",
 )
 
-GROUP_HOLDINGS_SQL = (
-    "with"  # noqa: S608
-    + OWNED_MEMBERS_CTE
-    + """,
+GROUP_HOLDINGS_SQL = _analyst_table_check(
+    "group_holdings",
+    """
 mart as (
     select
         group_id::bigint as group_id,
@@ -481,13 +481,7 @@ expected as (
     where g.environment = {environment}
     group by g.id, g.type, g.name
 )
-select 'missing or different in group_holdings' as problem, missing.*
-from (select * from expected except select * from mart) as missing
-union all
-select 'in group_holdings, not in the two tables' as problem, extra.*
-from (select * from mart except select * from expected) as extra
-order by 2, 1
-"""
+""",
 )
 
 
