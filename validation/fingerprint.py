@@ -18,9 +18,9 @@ A fingerprint has three parts, each a digest:
   the installed dbt packages' versions and this module's version.
 - **state**: what the build reads of what it published: the environment's rows of the two
   tables (id and row version, whoever wrote them: another writer's row changes a build too),
-  its ledger rows, its watermarks and pending change log, and which of the project's
-  relations exist (with the object ids of those in the target schema), so a rollback, a
-  restore, a hand edit or a dropped table all change it.
+  its ledger rows, its watermarks, the change log rows not every consumer has applied, and
+  which of the project's relations exist (with the object ids of those in the target
+  schema), so a rollback, a restore, a hand edit or a dropped table all change it.
 
 The aggregates are sums of two 64-bit hashes of each row's text (order-independent, one pass,
 no sort), with the row count.  Everything is read in one REPEATABLE READ, read-only
@@ -260,8 +260,12 @@ STATE_SETS: tuple[tuple[str, str, str], ...] = (
         "w::text",
     ),
     (
+        # what some consumer has not applied yet: the rest every consumer has, and the next
+        # publish prunes it (prune_change_log, macros/run_state/change_tracking.sql)
         "migration_change_log",
-        "select {aggregate} from {change_log} as cl where cl.environment = %(environment)s",
+        "select {aggregate} from {change_log} as cl where cl.environment = %(environment)s "
+        "and cl.batch > coalesce((select min(w.batch) from {watermarks} as w "
+        "where w.environment = %(environment)s and w.consumer <> 'definition_groups.stocks'), -1)",
         "cl::text",
     ),
 )
