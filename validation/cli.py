@@ -203,11 +203,18 @@ def _build_plan(
     inputs = fingerprint.inputs_for(target, args.dbt_args)
     if inputs is None:
         return BuildPlan(None, None)
-    with connect(settings, autocommit=True) as conn:
-        before = fingerprint.compute(conn, inputs)
-        if args.force or fingerprint.always_builds(args.dbt_args):
-            return BuildPlan(inputs, before)
-        last = fingerprint.recorded(conn, inputs)
+    import psycopg
+
+    try:
+        with connect(settings, autocommit=True) as conn:
+            before = fingerprint.compute(conn, inputs)
+            if args.force or fingerprint.always_builds(args.dbt_args):
+                return BuildPlan(inputs, before)
+            last = fingerprint.recorded(conn, inputs)
+    except (psycopg.Error, UserFacingError):
+        # no fingerprint, no skip: dbt itself then says what is wrong (a missing table, a
+        # privilege, the connection), as it did before there were fingerprints
+        return BuildPlan(None, None)
     if last is not None and last.fingerprint == before.digest:
         _say(fingerprint.unchanged_since(last, inputs))
         return None
@@ -219,12 +226,19 @@ def _record_fingerprint(
 ) -> None:
     """After dbt exited 0: record the fingerprint taken before it when the build left nothing
     to change (validation/fingerprint.py, record_if_settled)."""
+    import psycopg
+
     from validation import fingerprint
 
     if plan is None or plan.inputs is None or plan.before is None:
         return
-    with connect(settings, autocommit=True) as conn:
-        _say(f"  {fingerprint.record_if_settled(conn, plan.inputs, plan.before, started)}")
+    try:
+        with connect(settings, autocommit=True) as conn:
+            said = fingerprint.record_if_settled(conn, plan.inputs, plan.before, started)
+    except (psycopg.Error, UserFacingError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        said = f"fingerprint not recorded ({first}); the next build runs"
+    _say(f"  {said}")
 
 
 def target_path(target: str) -> list[str]:
