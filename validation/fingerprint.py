@@ -7,10 +7,10 @@ A fingerprint has three parts, each a digest:
 - **source**: every ``cache_entries`` row the environment's build reads -- those whose
   environment normalises to it (``upper(btrim(environment))``, as the staging model reads it)
   and those whose environment is no known one (every environment's build reports them) --
-  by id, row version (``xmin``: any write to a row changes it, an UPDATE that changes nothing
-  and a delete-and-reload of the same content included), every column and the value's md5;
-  plus how many of them carry a stamp after now (the exceptions flag those, so the clock
-  passing one changes the build).  stock_metadata, which the sectors read, is in the same
+  by id and row version (``xmin``: any write to any column of a row makes a new one, an
+  UPDATE that changes nothing and a delete-and-reload of the same content included); plus
+  how many of them carry a stamp after now (the exceptions flag those, so the clock passing
+  one changes the build).  stock_metadata, which the sectors read, is in the same
   table and the same set.  A row moved to another environment in place leaves this set: the
   aggregate changes.
 - **code**: the files dbt reads (dbt_project.yml, the profile, models, macros, seeds, tests,
@@ -22,9 +22,10 @@ A fingerprint has three parts, each a digest:
   which of the project's relations exist (with the object ids of those in the target
   schema), so a rollback, a restore, a hand edit or a dropped table all change it.
 
-The aggregates are sums of two 64-bit hashes of each row's text (order-independent, one pass,
-no sort), with the row count.  Everything is read in one REPEATABLE READ, read-only
-transaction.  ``sync`` (later) can reuse ``compute`` as it is.
+The aggregates are sums of two 64-bit hashes of each row (its text, or for the large sets
+one number per id and row version), with the row count: order-independent, one pass, no
+sort.  Everything is read in one REPEATABLE READ, read-only transaction.  ``sync`` (later)
+can reuse ``compute`` as it is.
 
 Recording (``record_if_settled``): the harness records a fingerprint only after dbt exited 0,
 only if the build published into the schema fingerprinted (its run log has the row), and only
@@ -202,10 +203,16 @@ def code_digest(inputs: BuildInputs, project_dir: Path = PROJECT_ROOT) -> str:
 
 # --- the database ---------------------------------------------------------------------------
 
-# A set of rows as (count, two order-independent 64-bit hash sums) of each row's text.
+# A set of rows as (count, two order-independent 64-bit hash sums) of each row's text, or,
+# cheaper for the large sets, of one bigint per row: (id << 32) + row version, which is one
+# number per (id, xmin) pair (ids are int4, xmin a 32-bit transaction id).
 _AGGREGATE = sql.SQL(
     "count(*), coalesce(sum(hashtextextended({row}, 0)), 0), "
     "coalesce(sum(hashtextextended({row}, 1)), 0)"
+)
+_AGGREGATE_INT = sql.SQL(
+    "count(*), coalesce(sum(hashint8extended({row}, 0)), 0), "
+    "coalesce(sum(hashint8extended({row}, 1)), 0)"
 )
 
 # the staging model's normalisation (models/staging/legacy/stg_legacy__cache_entries.sql)
@@ -218,10 +225,11 @@ SOURCE_SQL = sql.SQL(
     "where " + _NORMALISED_ENVIRONMENT + " = %(environment)s "
     "or " + _NORMALISED_ENVIRONMENT + " <> all(%(environments)s)"
 )
-SOURCE_ROW = sql.SQL(
-    "row(c.id, c.xmin, c.type, c.name, c.key, c.environment, c.description, c.created_at, "
-    "c.updated_at, md5(c.value::text))::text"
-)
+# id and row version: any write to any column of a row (value, key, type, environment,
+# stamps) makes a new row version with a new xmin, so the columns need not be read (reading
+# and hashing every value cost 5x as much); the same trust as int_stock_sectors' change
+# detection (source_row_version).
+SOURCE_ROW = sql.SQL("(c.id::bigint << 32) + c.xmin::text::bigint")
 
 # (name, the query over this environment's rows, each row's text); the relations are the
 # target schema's (_STATE_RELATIONS)
@@ -229,13 +237,13 @@ STATE_SETS: tuple[tuple[str, str, str], ...] = (
     (
         "definition_groups",
         "select {aggregate} from {groups} as g where g.environment = %(environment)s",
-        "row(g.id, g.xmin)::text",
+        "(g.id::bigint << 32) + g.xmin::text::bigint",
     ),
     (
         "group_memberships",
         "select {aggregate} from {memberships} as m "
         "inner join {groups} as g on g.id = m.group_id where g.environment = %(environment)s",
-        "row(m.id, m.xmin)::text",
+        "(m.id::bigint << 32) + m.xmin::text::bigint",
     ),
     (
         "migration_ledger_groups",
@@ -247,7 +255,8 @@ STATE_SETS: tuple[tuple[str, str, str], ...] = (
         "select {aggregate} from {ledger_memberships} as lm "
         "inner join {ledger_groups} as l on l.group_id = lm.group_id "
         "where l.environment = %(environment)s",
-        "lm::text",
+        # its two ids (recorded_at is what no build reads)
+        "(lm.membership_id::bigint << 32) + lm.group_id",
     ),
     (
         "migration_ledger_environments",
@@ -315,7 +324,7 @@ def source_digest(conn: psycopg.Connection[Any], inputs: BuildInputs) -> str:
     ).fetchone()
     if found is None or found[0] is None:
         return "(no cache_entries)"
-    query = SOURCE_SQL.format(aggregate=_AGGREGATE.format(row=SOURCE_ROW), cache=cache)
+    query = SOURCE_SQL.format(aggregate=_AGGREGATE_INT.format(row=SOURCE_ROW), cache=cache)
     row = conn.execute(
         query, {"environment": inputs.environment, "environments": list(targets.ENVIRONMENTS)}
     ).fetchone()
@@ -344,7 +353,8 @@ def state_digest(
         if not needed <= present:
             parts.append((name, "(missing)"))
             continue
-        query = sql.SQL(rows).format(aggregate=_AGGREGATE.format(row=sql.SQL(text)), **identifiers)
+        aggregate = _AGGREGATE if text.endswith("::text") else _AGGREGATE_INT
+        query = sql.SQL(rows).format(aggregate=aggregate.format(row=sql.SQL(text)), **identifiers)
         found = conn.execute(query, {"environment": inputs.environment}).fetchone()
         parts.append((name, *(found or ())))
     return _aggregate_digest(parts)
