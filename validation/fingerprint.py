@@ -215,15 +215,14 @@ _AGGREGATE_INT = sql.SQL(
     "coalesce(sum(hashint8extended({row}, 1)), 0)"
 )
 
-# the staging model's normalisation (models/staging/legacy/stg_legacy__cache_entries.sql)
-_NORMALISED_ENVIRONMENT = "upper(btrim(c.environment, E' \\t\\r\\n'))"
-
+# the environment as the staging model normalises it (stg_legacy__cache_entries.sql): this
+# one, or none of the known ones
 SOURCE_SQL = sql.SQL(
     "select {aggregate}, "
     "count(*) filter (where c.created_at > now() or c.updated_at > now()) "
     "from {cache} as c "
-    "where " + _NORMALISED_ENVIRONMENT + " = %(environment)s "
-    "or " + _NORMALISED_ENVIRONMENT + " <> all(%(environments)s)"
+    "where upper(btrim(c.environment, E' \\t\\r\\n')) = %(environment)s "
+    "or upper(btrim(c.environment, E' \\t\\r\\n')) <> all(%(environments)s)"
 )
 # id and row version: any write to any column of a row (value, key, type, environment,
 # stamps) makes a new row version with a new xmin, so the columns need not be read (reading
