@@ -350,7 +350,8 @@ def harness_database(
 
 def _build(env: dict[str, str], *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", HARNESS_WITHOUT_DBT, "build", "--target", "default",
+        [sys.executable, "-c", HARNESS_WITHOUT_DBT, "build",
+         *([] if "--target" in extra else ["--target", "default"]),
          "--exclude", "resource_type:unit_test", *extra],
         cwd=PROJECT_ROOT, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
         check=False, timeout=600,
@@ -403,3 +404,19 @@ def test_nothing_changed_nothing_run(
     rebuilt = _build(env)
     assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
     assert "nothing changed" not in rebuilt.stdout and _runs(settings) == 5
+    # several targets in one process: each is skipped or built (and recorded) on its own
+    both = ("--target", "default,prod")
+    first_prod = _build(env, *both)
+    assert first_prod.returncode == 0, first_prod.stdout + first_prod.stderr
+    assert "nothing changed since run 5 of DEFAULT" in first_prod.stdout, first_prod.stdout
+    assert "dbt build --target prod" in first_prod.stdout
+    assert "dbt build --target default " not in first_prod.stdout
+    confirmed = _build(env, *both, "--force")  # both built, in this process, both recorded
+    assert confirmed.returncode == 0, confirmed.stdout + confirmed.stderr
+    assert confirmed.stdout.count("(in this process)") == 2, confirmed.stdout
+    assert confirmed.stdout.count("fingerprint recorded") == 2, confirmed.stdout
+    skipped = _build(env, *both)
+    assert skipped.returncode == 0, skipped.stdout + skipped.stderr
+    assert "nothing changed since run 6 of DEFAULT" in skipped.stdout, skipped.stdout
+    assert "nothing changed since run 2 of PROD" in skipped.stdout
+    assert "dbt modules: 0" in skipped.stdout

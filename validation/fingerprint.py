@@ -14,7 +14,8 @@ A fingerprint has three parts, each a digest:
   table and the same set.  A row moved to another environment in place leaves this set: the
   aggregate changes.
 - **code**: the files dbt reads (dbt_project.yml, the profile, models, macros, seeds, tests,
-  analyses), the environment variables they name through ``env_var``, the dbt options given,
+  analyses), the environment variables they name through ``env_var`` (not PG*), the dbt
+  options given,
   the installed dbt packages' versions and this module's version.
 - **state**: what the build reads of what it published: the environment's rows of the two
   tables (id and row version, whoever wrote them: another writer's row changes a build too),
@@ -181,7 +182,9 @@ def code_digest(inputs: BuildInputs, project_dir: Path = PROJECT_ROOT) -> str:
         digest.update(f"\0file {where} {len(content)}\0".encode())
         digest.update(content)
         named.update(_ENV_VAR.findall(content.decode("utf-8", errors="replace")))
-    variables = {name: os.environ.get(name) for name in sorted(named)}
+    # the connection's PG* settings are left out: the record lives in the database they name,
+    # and a digest of a password is no thing to store
+    variables = {name: os.environ.get(name) for name in sorted(named) if not name.startswith("PG")}
     versions = {}
     for package in DBT_PACKAGES:
         try:
