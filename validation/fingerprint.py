@@ -15,8 +15,7 @@ A fingerprint has three parts, each a digest:
   aggregate changes.
 - **code**: the files dbt reads (dbt_project.yml, the profile, models, macros, seeds, tests,
   analyses), the environment variables they name through ``env_var`` (not PG*), the dbt
-  options given,
-  the installed dbt packages' versions and this module's version.
+  options given, the installed dbt packages' versions and this module's version.
 - **state**: what the build reads of what it published: the environment's rows of the two
   tables (id and row version, whoever wrote them: another writer's row changes a build too),
   its ledger rows, its watermarks, the change log rows not every consumer has applied, and
