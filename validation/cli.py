@@ -548,7 +548,7 @@ def cmd_query(args: argparse.Namespace) -> int:
         settings,
         args.question,
         args.names,
-        environment=args.target.upper(),
+        environment=targets.environment_for(args.target),
         schema=tables.groups.schema,
         looked_in=_looked_in(tables, settings),
         history={"as_of": args.as_of, "since": args.since, "until": args.until},
@@ -576,7 +576,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
     directory = writable_directory(Path(args.out) if args.out else operations.BACKUP_DIR, "--out")
     settings = resolve_settings(start_embedded=False)
-    environment = args.target.upper()
+    environment = targets.environment_for(args.target)
     tables = locate_tables(args, settings)
     with _step(f"backing up {environment} from {describe(settings)}"):
         made = operations.backup(
@@ -679,7 +679,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     from validation import operations
 
     settings = resolve_settings(start_embedded=False)
-    environment = args.target.upper()
+    environment = targets.environment_for(args.target)
     tables = locate_tables(args, settings)
     schema = tables.groups.schema
     plan = operations.rollback_plan(settings, environment, schema, _looked_in(tables, settings))
@@ -728,7 +728,7 @@ def cmd_retirement(args: argparse.Namespace) -> int:
     from validation.privileges import require_select
 
     settings = resolve_settings(start_embedded=False)
-    environment = args.target.upper()
+    environment = targets.environment_for(args.target)
     tables = locate_tables(args, settings)
     with connect(settings) as conn:
         require_select(conn, [tables.readiness, tables.reconciliation])

@@ -5,7 +5,7 @@ reads, so that ``sprint59 build`` can skip dbt when a build would change nothing
 A fingerprint has three parts, each a digest:
 
 - **source**: every ``cache_entries`` row the environment's build reads -- those whose
-  environment normalises to it (``upper(btrim(environment))``, as the staging model reads it)
+  environment normalises to it (the models' rule, ``targets.environment_of``)
   and those whose environment is no known one (every environment's build reports them) --
   by id and row version (``xmin``: any write to any column of a row makes a new one, an
   UPDATE that changes nothing and a delete-and-reload of the same content included); plus
@@ -217,14 +217,14 @@ _AGGREGATE_INT = sql.SQL(
     "coalesce(sum(hashint8extended({row}, 1)), 0)"
 )
 
-# the environment as the staging model normalises it (stg_legacy__cache_entries.sql): this
-# one, or none of the known ones
+# the rows whose environment, read by the models' rule (targets.environment_of, the macro
+# normalised_environment), is this one or none of the known ones (NULL included): every row
+# but those of the other environments
 SOURCE_SQL = sql.SQL(
     "select {aggregate}, "
     "count(*) filter (where c.created_at > now() or c.updated_at > now()) "
     "from {cache} as c "
-    "where upper(btrim(c.environment, E' \\t\\r\\n')) = %(environment)s "
-    "or upper(btrim(c.environment, E' \\t\\r\\n')) <> all(%(environments)s)"
+    "where not coalesce({environment} = any(%(other_environments)s), false)"
 )
 # id and row version: any write to any column of a row (value, key, type, environment,
 # stamps) makes a new row version with a new xmin, so the columns need not be read (reading
@@ -325,10 +325,13 @@ def source_digest(conn: psycopg.Connection[Any], inputs: BuildInputs) -> str:
     ).fetchone()
     if found is None or found[0] is None:
         return "(no cache_entries)"
-    query = SOURCE_SQL.format(aggregate=_AGGREGATE_INT.format(row=SOURCE_ROW), cache=cache)
-    row = conn.execute(
-        query, {"environment": inputs.environment, "environments": list(targets.ENVIRONMENTS)}
-    ).fetchone()
+    query = SOURCE_SQL.format(
+        aggregate=_AGGREGATE_INT.format(row=SOURCE_ROW),
+        cache=cache,
+        environment=targets.environment_of(sql.SQL("c.environment")),
+    )
+    others = [name for name in targets.ENVIRONMENTS if name != inputs.environment]
+    row = conn.execute(query, {"other_environments": others}).fetchone()
     assert row is not None
     return _aggregate_digest([found[0], *row])
 

@@ -186,8 +186,10 @@ select count(*) as unexpected from {batch} where weight < 0 or weight > 1
 """
 
 # Every ETF and theme of the environment: its members must be the legacy JSON lists (every
-# list the value has; trimmed, upper-cased) minus the elements, or whole entries, that the
-# migration recorded as error-level exceptions.  Returns one row per symbol on one side only.
+# list the value has; trimmed and upper-cased by the models' macro) minus the elements, or
+# whole entries, that the migration recorded as error-level exceptions.  The environment and
+# the symbols are read by the models' macros (legacy_environment, legacy_symbol: _names).
+# Returns one row per symbol on one side only.
 # Which parity check guards what: the description of cache_entry_reconciliation
 # (models/marts/operations/_operations.yml).
 PARITY_SQL = """
@@ -201,7 +203,7 @@ legacy_entries as (
     from {cache} as c
     where
         c.type in ('etf_holdings', 'theme_definition')
-        and upper(btrim(c.environment, E' \\t\\r\\n')) = {environment}
+        and {legacy_environment} = {environment}
         and jsonb_typeof(c.value) = 'object'
         and not exists (
             select 1
@@ -238,16 +240,17 @@ legacy_members as (
     select distinct
         e.group_type,
         e.group_name,
-        upper(btrim(
-            case jsonb_typeof(listed.element)
-                when 'string' then jsonb_build_array(listed.element) ->> 0
-                when 'object'
-                    then coalesce(listed.element ->> 'symbol', listed.element ->> 'ticker')
-            end
-        )) as symbol
+        {legacy_symbol} as symbol
     from legacy_lists as e
     cross join lateral
         jsonb_array_elements(e.member_list) with ordinality as listed (element, position)
+    cross join lateral (
+        select case jsonb_typeof(listed.element)
+            when 'string' then jsonb_build_array(listed.element) ->> 0
+            when 'object'
+                then coalesce(listed.element ->> 'symbol', listed.element ->> 'ticker')
+        end as symbol
+    ) as listed_text
     where not exists (
         select 1
         from {exceptions} as x
@@ -524,6 +527,9 @@ def _names(relations: Relations) -> dict[str, sql.Composable]:
         "ledger_groups": relations.ledger_groups.identifier(),
         "ledger_memberships": relations.ledger_memberships.identifier(),
         **{name: getattr(relations, name).identifier() for name in ANALYST_TABLES},
+        # the legacy text read as the models read it (macros/sql_helpers/normalisation.sql)
+        "legacy_environment": targets.environment_of(sql.Identifier("c", "environment")),
+        "legacy_symbol": targets.read_as("folded_symbol", sql.Identifier("listed_text", "symbol")),
     }
 
 

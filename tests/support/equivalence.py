@@ -29,6 +29,7 @@ from psycopg import sql
 from support.databases import PROJECT_ROOT, PgServer, connect
 from support.dbt_project import DbtProject, DbtRunFailed
 from support.legacy_cache import BASE_TIME, LegacyCache, Published, published, small_cache
+from validation import targets
 from validation.sample import ensure_table
 
 ENVIRONMENTS = {"default": "DEFAULT", "prod": "PROD"}
@@ -1058,14 +1059,20 @@ def environment_part(state: Published, environment: str) -> dict[str, dict[Any, 
     }
 
 
+# a cache row's environment and type as the models read them (macros/sql_helpers/normalisation.sql)
+CACHE_ENVIRONMENT = targets.environment_of(sql.Identifier("environment"))
+CACHE_TYPE = targets.read_as("normalised_cache_type", sql.Identifier("type"))
+
+
 def cache_content(conn: psycopg.Connection, environment: str) -> tuple[tuple[Any, ...], ...]:
     """Every column but the id of every cache row a build of `environment` publishes from
     (those whose environment reads as it), in id order: what a fresh build's tables see."""
     return tuple(
         conn.execute(
-            "select type, name, key, value::text, environment, description, created_at,"
-            " updated_at from public.cache_entries"
-            " where upper(btrim(environment, E' \\t\\r\\n')) = %s order by id",
+            sql.SQL(
+                "select type, name, key, value::text, environment, description, created_at,"
+                " updated_at from public.cache_entries where {} = %s order by id"
+            ).format(CACHE_ENVIRONMENT),
             (environment,),
         ).fetchall()
     )
@@ -1091,22 +1098,24 @@ def contested_name_holder(
     )
     return tuple(
         conn.execute(
-            "with typed as (select lower(btrim(type, E' \\t\\r\\n')) as cache_type, *"
-            "   from public.cache_entries"
-            "   where upper(btrim(environment, E' \\t\\r\\n')) = %s),"
-            " contestants as (select distinct t.cache_type, t.key from typed t"
-            "   where t.cache_type in ('etf_universe', 'stock_universe')"
-            "   and " + _READ_AS_ETF_LATE.format(name=group_name).strip() + ")"
-            " select c.type, c.name, c.key, c.value::text, c.environment, c.description,"
-            " c.created_at, c.updated_at from typed c"
-            " join public.migration_ledger_groups l"
-            "   on l.source_type = c.cache_type and l.source_key = c.key"
-            " join public.definition_groups g on g.id = l.group_id"
-            " where g.type = 'CUSTOM' and l.environment = %s and g.environment = %s"
-            " and "
-            + _READ_AS_ETF_LATE.format(name="g.name").strip()
-            + " and (select count(*) from contestants) >= 2"
-            " order by c.id",
+            sql.SQL(
+                "with typed as (select {cache_type} as cache_type, *"
+                "   from public.cache_entries"
+                "   where {cache_environment} = %s),"
+                " contestants as (select distinct t.cache_type, t.key from typed t"
+                "   where t.cache_type in ('etf_universe', 'stock_universe')"
+                "   and " + _READ_AS_ETF_LATE.format(name=group_name).strip() + ")"
+                " select c.type, c.name, c.key, c.value::text, c.environment, c.description,"
+                " c.created_at, c.updated_at from typed c"
+                " join public.migration_ledger_groups l"
+                "   on l.source_type = c.cache_type and l.source_key = c.key"
+                " join public.definition_groups g on g.id = l.group_id"
+                " where g.type = 'CUSTOM' and l.environment = %s and g.environment = %s"
+                " and "
+                + _READ_AS_ETF_LATE.format(name="g.name").strip()
+                + " and (select count(*) from contestants) >= 2"
+                " order by c.id",
+            ).format(cache_type=CACHE_TYPE, cache_environment=CACHE_ENVIRONMENT),
             (environment, environment, environment),
         ).fetchall()
     )
