@@ -168,6 +168,23 @@ def test_other_writers_rows_are_reported_and_never_fail_the_counts_or_the_parity
     assert "member LEGX of ETF SPY" in text
 
 
+def test_the_parity_reads_types_and_environments_as_the_models_do(
+    dbt_project: DbtProject, small_test_build: psycopg.Connection, tmp_path: Path
+):
+    # XLE's row respelled in place: the models read it as before (etf_holdings, TEST), so
+    # validate's parity must too, and find nothing missing
+    small_test_build.execute(
+        "update cache_entries set type = 'ETF_HOLDINGS', environment = E' test\\t'"
+        " where type = 'etf_holdings' and key = 'XLE' and environment = 'TEST'"
+    )
+    dbt_project.build("test", artifacts=True)
+
+    report = _validate(dbt_project, tmp_path / "docs")
+
+    assert report.check("etf_groups").observed == "3"
+    assert report.check("legacy_parity").observed == "0", report.check("legacy_parity").message
+
+
 # --- on broken data -------------------------------------------------------------------------
 
 

@@ -188,7 +188,8 @@ select count(*) as unexpected from {batch} where weight < 0 or weight > 1
 # Every ETF and theme of the environment: its members must be the legacy JSON lists (every
 # list the value has; trimmed and upper-cased by the models' macro) minus the elements, or
 # whole entries, that the migration recorded as error-level exceptions.  The environment and
-# the symbols are read by the models' macros (legacy_environment, legacy_symbol: _names).
+# the type and the symbols are read by the models' macros (legacy_environment, legacy_type,
+# legacy_symbol: _names).
 # Returns one row per symbol on one side only.
 # Which parity check guards what: the description of cache_entry_reconciliation
 # (models/marts/operations/_operations.yml).
@@ -197,12 +198,12 @@ with batch_rows as (select * from {batch} as memberships),
 legacy_entries as (
     select
         c.id as cache_entry_id,
-        case c.type when 'etf_holdings' then 'ETF' else 'THEME' end as group_type,
+        case {legacy_type} when 'etf_holdings' then 'ETF' else 'THEME' end as group_type,
         c.key as group_name,
         c.value
     from {cache} as c
     where
-        c.type in ('etf_holdings', 'theme_definition')
+        {legacy_type} in ('etf_holdings', 'theme_definition')
         and {legacy_environment} = {environment}
         and jsonb_typeof(c.value) = 'object'
         and not exists (
@@ -529,6 +530,7 @@ def _names(relations: Relations) -> dict[str, sql.Composable]:
         **{name: getattr(relations, name).identifier() for name in ANALYST_TABLES},
         # the legacy text read as the models read it (macros/sql_helpers/normalisation.sql)
         "legacy_environment": targets.environment_of(sql.Identifier("c", "environment")),
+        "legacy_type": targets.read_as("normalised_cache_type", sql.Identifier("c", "type")),
         "legacy_symbol": targets.read_as("folded_symbol", sql.Identifier("listed_text", "symbol")),
     }
 
