@@ -174,9 +174,27 @@ members as (
 select cache_type, key, 'the value without its member lists differs' as mismatch
 from members where legacy_rest is distinct from compat_rest
 union all
-select cache_type, key, 'members differ: ' || left(compat_members::text, 200)
-    || ' against the legacy lists minus their recorded errors ' || left(legacy_members::text, 200)
-from members where legacy_rest = compat_rest and legacy_members is distinct from compat_members
+select d.cache_type, d.key,
+    'member ' || (d.first_difference + 1) || ': '
+    || coalesce(left((d.compat_members -> d.first_difference)::text, 200), 'none')
+    || ' in the compatibility value, '
+    || coalesce(left((d.legacy_members -> d.first_difference)::text, 200), 'none')
+    || ' in the legacy lists minus their recorded errors ('
+    || jsonb_array_length(d.compat_members) || ' and ' || jsonb_array_length(d.legacy_members)
+    || ' members; each [symbol, weight, other keys])'
+from (
+    select
+        m.*,
+        (
+            select min(i) from generate_series(
+                0, greatest(jsonb_array_length(m.legacy_members),
+                            jsonb_array_length(m.compat_members)) - 1
+            ) as i
+            where (m.legacy_members -> i) is distinct from (m.compat_members -> i)
+        ) as first_difference
+    from members as m
+    where m.legacy_rest = m.compat_rest and m.legacy_members is distinct from m.compat_members
+) as d
 union all
 select l.cache_type, l.key, 'no row in the compatibility relation'
 from legacy_entries as l
