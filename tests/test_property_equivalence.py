@@ -78,6 +78,7 @@ from support.equivalence import (
 from support.history import check_history, last_run_time, tables_state
 from support.legacy_cache import BASE_TIME, published
 from support.parity import assert_parity
+from support.round_trip import assert_round_trip
 
 
 def _settings(examples: int, steps: int, **kwargs: Any) -> settings:
@@ -157,6 +158,9 @@ def machine_for(harness: Harness) -> type[RuleBasedStateMachine]:
             # an independent oracle too: every list group equals its legacy JSON minus the
             # elements the run recorded as errors (tests/support/parity.py)
             assert_parity(self.conn, environment)
+            # the round trip: the compatibility relation gives the legacy values back
+            # (tests/support/round_trip.py; its dbt test ran in the build)
+            assert_round_trip(self.conn, environment)
             self.seen_group_ids |= set(after.group_ids.values())
             self.seen_membership_ids |= set(after.membership_ids.values())
             self.state = after
