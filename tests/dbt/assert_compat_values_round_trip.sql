@@ -114,9 +114,9 @@ element_readings as materialized (
         listed.element_position,
         {{ member_element_reading('listed.element') }} as reading
     from entry_pairs
-    cross join lateral
-        {{ value_member_elements('entry_pairs.legacy_value', 'entry_pairs.member_source') }}
-        as listed
+    cross join
+        lateral {{ value_member_elements('entry_pairs.legacy_value', 'entry_pairs.member_source') }}
+            as listed
     union all
     select
         'compat' as side,
@@ -125,9 +125,9 @@ element_readings as materialized (
         listed.element_position,
         {{ member_element_reading('listed.element') }} as reading
     from entry_pairs
-    cross join lateral
-        {{ value_member_elements('entry_pairs.compat_value', 'entry_pairs.member_source') }}
-        as listed
+    cross join
+        lateral {{ value_member_elements('entry_pairs.compat_value', 'entry_pairs.member_source') }}
+            as listed
 
 ),
 
@@ -162,12 +162,12 @@ member_readings as materialized (
         entry_pairs.cache_entry_id,
         coalesce(
             jsonb_agg(kept_readings.reading order by kept_readings.element_position)
-                filter (where kept_readings.side = 'legacy'),
+            filter (where kept_readings.side = 'legacy'),
             '[]'::jsonb
         ) as legacy_members,
         coalesce(
             jsonb_agg(kept_readings.reading order by kept_readings.element_position)
-                filter (where kept_readings.side = 'compat'),
+            filter (where kept_readings.side = 'compat'),
             '[]'::jsonb
         ) as compat_members
     from entry_pairs
@@ -177,26 +177,36 @@ member_readings as materialized (
 
 ),
 
+value_rests as (
+
+    select
+        cache_entry_id,
+        cache_type,
+        entry_key,
+        {{ value_without_member_lists('legacy_value', 'member_source') }} as legacy_rest,
+        {{ value_without_member_lists('compat_value', 'member_source') }} as compat_rest
+    from entry_pairs
+
+),
+
 value_differences as (
 
     select
-        entry_pairs.cache_type,
-        entry_pairs.entry_key,
+        value_rests.cache_type,
+        value_rests.entry_key,
         case
-            when {{ value_without_member_lists('entry_pairs.legacy_value', 'entry_pairs.member_source') }}
-                is distinct from
-                {{ value_without_member_lists('entry_pairs.compat_value', 'entry_pairs.member_source') }}
+            when value_rests.legacy_rest <> value_rests.compat_rest
                 then 'the value without its member lists differs from the legacy value''s'
-            when member_readings.legacy_members is distinct from member_readings.compat_members
+            when member_readings.legacy_members <> member_readings.compat_members
                 then format(
                     'members %s, but the legacy lists minus their recorded errors give %s',
                     left(member_readings.compat_members::text, 300),
                     left(member_readings.legacy_members::text, 300)
                 )
         end as problem
-    from entry_pairs
+    from value_rests
     inner join member_readings
-        on entry_pairs.cache_entry_id = member_readings.cache_entry_id
+        on value_rests.cache_entry_id = member_readings.cache_entry_id
 
 ),
 
@@ -243,8 +253,10 @@ extra_rows as (
     select
         migrated_rows.type as cache_type,
         migrated_rows.key as entry_key,
-        format('group %s is served, but no published entry of %s stands for it', migrated_rows.group_id, '{{ environment }}')
-            as problem
+        format(
+            'group %s is served, but no published entry of %s stands for it',
+            migrated_rows.group_id, '{{ environment }}'
+        ) as problem
     from migrated_rows
     where
         not exists (
@@ -262,7 +274,8 @@ extra_rows as (
 
 final as (
 
-    select * from value_differences where problem is not null
+    select * from value_differences
+    where problem is not null
     union all
     select * from missing_rows
     union all

@@ -35,6 +35,14 @@
 {%- endif -%}
 {{ config(alias='cache_entries') }}
 {%- set forms = [none, 'symbol', 'ticker'] -%}
+{#- members in their original order: metadata.position, then the symbol -#}
+{%- set member_order -%}
+    case
+        when jsonb_typeof(group_memberships.metadata -> 'position') = 'number'
+            then (group_memberships.metadata ->> 'position')::numeric
+    end nulls last,
+    group_memberships.symbol
+{%- endset -%}
 {%- set max_places = 5 -%}
 
 with
@@ -93,49 +101,62 @@ member_places as (
         member_lists.members_symbol,
         member_lists.members_ticker,
         {%- for place_number in range(1, max_places + 1) %}
-        case
-            when split_part(migrated_groups.member_source, '+', {{ place_number }}) = '(value)'
-                and migrated_groups.value_rest <> '{}'::jsonb
-                then ''
-            else split_part(migrated_groups.member_source, '+', {{ place_number }})
-        end as place_{{ place_number }},
+            case
+                when
+                    split_part(migrated_groups.member_source, '+', {{ place_number }}) = '(value)'
+                    and migrated_groups.value_rest <> '{}'::jsonb
+                    then ''
+                else split_part(migrated_groups.member_source, '+', {{ place_number }})
+            end as place_{{ place_number }},
         {%- endfor %}
         migrated_groups.member_source = 'stock_metadata' as is_sector
     from migrated_groups
     cross join lateral (
         select
-            {%- for form in forms %}
             coalesce(
                 jsonb_agg(
                     {{ member_element(
-                        'owned_members.symbol',
-                        'owned_members.weight',
-                        member_element_attributes('owned_members.metadata'),
-                        form,
+                        'group_memberships.symbol',
+                        'group_memberships.weight',
+                        member_element_attributes('group_memberships.metadata'),
+                        none,
                     ) | indent(20) }}
-                    order by owned_members.member_position nulls last, owned_members.symbol
+                    order by {{ member_order }}
                 ),
                 '[]'::jsonb
-            ) as members_{{ form or 'plain' }}{{ "," if not loop.last }}
-            {%- endfor %}
-        from (
-            select
-                group_memberships.symbol,
-                group_memberships.weight,
-                group_memberships.metadata,
-                case
-                    when jsonb_typeof(group_memberships.metadata -> 'position') = 'number'
-                        then (group_memberships.metadata ->> 'position')::numeric
-                end as member_position
-            from {{ ref('group_memberships') }} as group_memberships
-            where
-                group_memberships.group_id = migrated_groups.group_id
-                -- the migration's rows (its ledger): one probe of the ledger's key per member
-                and coalesce((
-                    select true from ledger_memberships
-                    where ledger_memberships.membership_id = group_memberships.id
-                ), false)
-        ) as owned_members
+            ) as members_plain,
+            coalesce(
+                jsonb_agg(
+                    {{ member_element(
+                        'group_memberships.symbol',
+                        'group_memberships.weight',
+                        member_element_attributes('group_memberships.metadata'),
+                        'symbol',
+                    ) | indent(20) }}
+                    order by {{ member_order }}
+                ),
+                '[]'::jsonb
+            ) as members_symbol,
+            coalesce(
+                jsonb_agg(
+                    {{ member_element(
+                        'group_memberships.symbol',
+                        'group_memberships.weight',
+                        member_element_attributes('group_memberships.metadata'),
+                        'ticker',
+                    ) | indent(20) }}
+                    order by {{ member_order }}
+                ),
+                '[]'::jsonb
+            ) as members_ticker
+        from {{ ref('group_memberships') }} as group_memberships
+        where
+            group_memberships.group_id = migrated_groups.group_id
+            -- the migration's rows (its ledger): one probe of the ledger's key per member
+            and coalesce((
+                select true from ledger_memberships
+                where ledger_memberships.membership_id = group_memberships.id
+            ), false)
     ) as member_lists
 
 ),
@@ -148,14 +169,15 @@ rebuilt_values as (
             -- a sector's value lists no members (they come from stock_metadata)
             when is_sector then value_rest
             {%- for place_number in range(1, max_places + 1) %}
-            {%- for form in forms %}
+                {%- for form in forms %}
             {%- set candidate = value_with_members(
                 'value_rest', 'place_' ~ place_number, 'members_' ~ (form or 'plain')
             ) %}
-            when place_{{ place_number }} <> ''
-                and md5(({{ candidate }})::text) = legacy_checksum
-                then {{ candidate }}
-            {%- endfor %}
+                    when
+                        place_{{ place_number }} <> ''
+                        and md5(({{ candidate }})::text) = legacy_checksum
+                        then {{ candidate }}
+                {%- endfor %}
             {%- endfor %}
             else {{ value_with_members(
                 'value_rest',
