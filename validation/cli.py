@@ -689,11 +689,16 @@ def cmd_shadow(args: argparse.Namespace) -> int:
             [tables.groups, tables.memberships, tables.exceptions, tables.cache, compat],
             legacy=tables.cache,
         )
+        from psycopg import sql
+
         missing = [
             str(relation)
             for relation in (tables.groups, tables.memberships, tables.exceptions, tables.cache,
                              compat)
-            if conn.execute("select to_regclass(%s)", (str(relation),)).fetchone() == (None,)
+            if conn.execute(
+                "select to_regclass(%s)",
+                (sql.Identifier(relation.schema, relation.name).as_string(conn),),
+            ).fetchone() == (None,)
         ]  # fmt: skip
         if missing:
             raise UserFacingError(

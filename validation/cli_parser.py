@@ -196,7 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--sample",
         type=_positive_int,
         metavar="N",
-        help="read N entries of each cache type (the same N on every run) instead of all",
+        help="read N entries of each cache type (the same N on every run) instead of all; the "
+        "compatibility relation's round trip still reads every entry",
     )
     shadow.add_argument(
         "--json", metavar="FILE", help="also write every difference as JSON (for CI) to FILE"
