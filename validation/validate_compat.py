@@ -127,6 +127,22 @@ readings as (
         ) as reading
     from elements as e
 ),
+error_positions as materialized (
+    select x.cache_entry_id, x.element_position
+    from {exceptions} as x
+    where x.severity = 'error' and x.element_position is not null
+),
+foreign_members as materialized (
+    -- another writer's rows in the migration's groups: read once, not per element (a
+    -- missing index must not make this quadratic)
+    select m.group_id, m.symbol
+    from {memberships} as m
+    where
+        m.group_id in (select p.group_id from pairs as p)
+        and not exists (
+            select 1 from {ledger_memberships} as lm where lm.membership_id = m.id
+        )
+),
 kept as (
     select r.*
     from readings as r
@@ -134,18 +150,14 @@ kept as (
         r.side = 'compat'
         or (
             not exists (
-                select 1 from {exceptions} as x
+                select 1 from error_positions as x
                 where
-                    x.cache_entry_id = r.cache_entry_id and x.severity = 'error'
+                    x.cache_entry_id = r.cache_entry_id
                     and x.element_position = r.element_position
             )
             and not exists (
-                select 1 from {memberships} as m
-                where
-                    m.group_id = r.group_id and m.symbol = r.reading ->> 0
-                    and not exists (
-                        select 1 from {ledger_memberships} as lm where lm.membership_id = m.id
-                    )
+                select 1 from foreign_members as f
+                where f.group_id = r.group_id and f.symbol = r.reading ->> 0
             )
         )
 ),
