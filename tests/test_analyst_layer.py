@@ -77,6 +77,40 @@ def test_etf_overlap_is_stored_in_both_directions(small_cache_built: psycopg.Con
     ]
 
 
+def test_group_holdings_pack_each_groups_members_in_source_order_with_weights(
+    small_cache_built: psycopg.Connection,
+):
+    rows = small_cache_built.execute(
+        "select type, name, member_count, symbols, weights, positions from group_holdings"
+        " where environment = 'DEFAULT' and name in ('QQQ', 'SPY', 'crypto_miners')"
+        " order by name"
+    ).fetchall()
+    assert rows == [
+        ("ETF", "QQQ", 3, ["AAPL", "MSFT", "NVDA"],
+         [Decimal("0.1200"), Decimal("0.1000"), Decimal("0.0850")], [1, 2, 3]),
+        ("ETF", "SPY", 4, ["AAPL", "MSFT", "NVDA", "XOM"], None, [1, 2, 3, 4]),
+        ("THEME", "crypto_miners", 3, ["MARA", "RIOT", "CLSK"], None, [1, 2, 3]),
+    ]  # fmt: skip
+
+
+def test_group_holdings_follow_a_reordered_list_after_an_incremental_build(
+    dbt_project: DbtProject, small_cache_built: psycopg.Connection
+):
+    conn = small_cache_built
+    # the same members in another order: only their positions change (no member comes or goes)
+    reordered = ["XOM", "NVDA", "MSFT", "AAPL"]
+    LegacyCache(conn).replace("etf_holdings", "SPY", {"holdings": reordered}, "PROD")
+
+    dbt_project.build("prod")
+
+    packed = dict(
+        conn.execute(
+            "select environment, symbols from group_holdings where type = 'ETF' and name = 'SPY'"
+        ).fetchall()
+    )
+    assert packed == {"DEFAULT": ["AAPL", "MSFT", "NVDA", "XOM"], "PROD": reordered}
+
+
 def test_a_run_refreshes_only_its_own_environment_in_the_analyst_models(
     dbt_project: DbtProject, small_cache_built: psycopg.Connection
 ):
@@ -157,9 +191,20 @@ def test_analyses_compile_to_the_spec_queries(built_sample: BuiltSample):
     )
     compiled = Path(built_sample.project.work_dir) / "target-default" / "compiled"
     holdings = next(compiled.rglob("etf_holdings.sql")).read_text()
-    assert "definition_groups.name = 'QQQ'" in holdings
+    spec_join = next(compiled.rglob("etf_holdings_spec_join.sql")).read_text()
+    assert "group_holdings.name = 'QQQ'" in holdings
+    assert "definition_groups.name = 'QQQ'" in spec_join
     with built_sample.connect() as conn:
-        assert len(conn.execute(holdings).fetchall()) == 102
+        packed = conn.execute(holdings).fetchall()
+        joined = conn.execute(spec_join).fetchall()
+        legacy = conn.execute(
+            "select jsonb_array_elements_text(value -> 'holdings') from cache_entries"
+            " where type = 'etf_holdings' and key = 'QQQ' and environment = 'DEFAULT'"
+        ).fetchall()
+    assert len(packed) == 102
+    # the packed row lists the spec's join's symbols, in the legacy list's order
+    assert sorted(row[0] for row in packed) == sorted(row[0] for row in joined)
+    assert [row[0] for row in packed] == [row[0] for row in legacy]
 
 
 # --- the query command -----------------------------------------------------------------------
@@ -200,6 +245,63 @@ def test_query_formats_csv_and_json(capsys: pytest.CaptureFixture[str]):
     assert main(["query", "overlap", "SPY", "VOO", "--format", "json"]) == 0
     [record] = json.loads(capsys.readouterr().out)
     assert record["etf_holdings"] == 504 and record["other_etf_holdings"] == 505
+
+
+@pytest.mark.usefixtures("sample_environment")
+def test_query_etf_lists_the_holdings_in_the_legacy_lists_order(
+    built_sample: BuiltSample, capsys: pytest.CaptureFixture[str]
+):
+    assert main(["query", "etf", "SPY", "--format", "json"]) == 0
+    answered = json.loads(capsys.readouterr().out)
+    with built_sample.connect() as conn:
+        (legacy,) = conn.execute(
+            "select value -> 'holdings' from cache_entries"
+            " where type = 'etf_holdings' and key = 'SPY' and environment = 'DEFAULT'"
+        ).fetchone()  # type: ignore[misc]
+    assert [record["symbol"] for record in answered] == legacy
+    assert [record["position"] for record in answered] == list(range(1, len(legacy) + 1))
+
+
+def test_query_etf_reads_the_packed_row_with_its_weights(
+    dbt_project: DbtProject,
+    small_cache_built: psycopg.Connection,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+):
+    for name, value in dbt_project.settings.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("DBT_SCHEMA", "public")
+
+    assert main(["query", "etf", "QQQ", "--format", "csv"]) == 0
+
+    assert capsys.readouterr().out.splitlines() == [
+        "symbol,weight,position", "AAPL,0.12,1", "MSFT,0.1,2", "NVDA,0.085,3",
+    ]  # fmt: skip
+
+
+def test_query_etf_answers_another_writers_group_from_the_two_tables(
+    dbt_project: DbtProject,
+    small_cache_built: psycopg.Connection,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+):
+    """group_holdings holds the migration's groups (its ledger); a group someone else wrote
+    is still answered, from the two tables."""
+    conn = small_cache_built
+    conn.execute(
+        "insert into definition_groups (name, type, environment) values ('MINE', 'ETF', 'DEFAULT')"
+    )
+    conn.execute(
+        "insert into group_memberships (group_id, symbol, weight)"
+        " select id, 'AAPL', 0.5 from definition_groups where name = 'MINE'"
+    )
+    for name, value in dbt_project.settings.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("DBT_SCHEMA", "public")
+
+    assert main(["query", "etf", "MINE", "--format", "csv"]) == 0
+
+    assert capsys.readouterr().out.splitlines() == ["symbol,weight", "AAPL,0.5"]
 
 
 @pytest.mark.usefixtures("sample_environment")

@@ -79,6 +79,8 @@ def test_benchmark_at_scale_1_writes_json_markdown_and_chart(
         assert (question, "naive") in measured
         assert (question, "jsonb") in measured
     assert ("symbol_etfs", "jsonb_stock_metadata") in measured
+    # issue 30: an ETF's holdings from its packed row, beside the JSONB row and the spec's join
+    assert ("etf_holdings", "analyst_model") in measured
     for timing in entry["latency"]:
         assert timing["runs"] >= 1
         assert {"p50_ms", "p95_ms", "p99_ms"} <= set(timing)
@@ -104,7 +106,9 @@ def test_benchmark_at_scale_1_writes_json_markdown_and_chart(
     assert as_of["etf_holdings_as_of"]["answer_size"] > 0
     assert as_of["symbol_groups_as_of"]["answer_size"] > 0
 
-    assert len(report["targets"]) == 14
+    assert len(report["targets"]) == 17  # the packed row's target at scales 1, 10 and 100
+    (packed,) = [t for t in report["targets"] if t["scale"] == 1 and "packed row" in t["target"]]
+    assert "packed" in packed["measured"] and "JSONB" in packed["measured"]
     evaluated = [t for t in report["targets"] if t["scale"] == 1]
     assert evaluated and all(t["met"] in (True, False) for t in evaluated)
     assert all(t["met"] is None for t in report["targets"] if t["scale"] != 1)

@@ -1,4 +1,4 @@
-"""The cut-over (issue 31, docs/design.md §12): the compatibility relation serves every entry
+"""The cut-over (issue 31, docs/design.md §13): the compatibility relation serves every entry
 the migration read in the legacy shape, from the two tables; the round trip holds for the
 sample (exactly, as JSON) and for a hostile cache (minus exactly what the exceptions record);
 ``shadow`` replays the application's reads and explains every difference, and reports a

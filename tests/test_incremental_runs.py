@@ -40,6 +40,8 @@ ANALYST_ROWS_SQL = {
     " weighted_member_count, weight_coverage, total_weight, source_type, source_key, source_name"
     " from group_summary order by environment, type, name",
     "etf_overlap": "select * from etf_overlap order by environment, etf, other_etf",
+    "group_holdings": "select environment, type, name, member_count, symbols, weights, positions"
+    " from group_holdings order by environment, type, name",
 }
 
 # group_summary rows that disagree with the group they summarise (or have none / no group).
@@ -133,6 +135,7 @@ KEPT_TABLES = (
     "public.symbol_memberships",
     "public.group_summary",
     "public.etf_overlap",
+    "public.group_holdings",
     "public.group_membership_history",
     "public.definition_group_history",
 )
@@ -195,6 +198,7 @@ def test_a_change_is_logged_once_and_applied_by_every_analyst_model(
         "group_summary",
         "symbol_memberships",
         "etf_overlap",
+        "group_holdings",
         "group_membership_history",
         "definition_group_history",
     ):

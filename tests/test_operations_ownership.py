@@ -35,6 +35,8 @@ ANALYST_ROWS_SQL = {
     " weight_coverage, total_weight, source_type, source_key, source_name from group_summary"
     " where environment = %s order by type, name",
     "etf_overlap": "select * from etf_overlap where environment = %s order by etf, other_etf",
+    "group_holdings": "select type, name, member_count, symbols, weights, positions"
+    " from group_holdings where environment = %s order by type, name",
 }
 
 

@@ -39,6 +39,8 @@ ANALYST_ROWS_SQL = {
     " total_weight from public.group_summary where environment = 'PROD' order by group_id",
     "etf_overlap": "select etf, other_etf, shared_symbols, etf_holdings, other_etf_holdings"
     " from public.etf_overlap where environment = 'PROD' order by etf, other_etf",
+    "group_holdings": "select group_id, type, name, member_count, symbols, weights, positions"
+    " from public.group_holdings where environment = 'PROD' order by group_id",
 }
 
 

@@ -248,11 +248,24 @@ def _view_schema(conn: psycopg.Connection, view: str) -> str:
 def test_views_others_built_on_the_migration_s_views_survive_its_builds(
     module_copy: psycopg.Connection, dbt_project: DbtProject
 ):
-    # an operator's own report on the staging view of cache_entries and on the change
-    # backlog: a rebuild replaces those views in place, it does not drop what depends on them
+    # an operator's own reports on the staging view of cache_entries, on the change backlog
+    # and on the retirement check (a view on a view on migration_exceptions, which every run
+    # recomputes): a build replaces them in place, it does not drop what depends on them.
+    # (--full-refresh rebuilds the intermediate tables the reconciliation reads, and drops
+    # the views on it: README, "Other writers".)
     conn = module_copy
     staging = _view_schema(conn, "stg_legacy__cache_entries")
     ops = _view_schema(conn, "migration_change_backlog")
+    readiness_before = conn.execute(
+        sql.SQL("select * from {}.cache_retirement_readiness order by 1").format(
+            sql.Identifier(ops)
+        )
+    ).fetchall()
+    conn.execute(
+        sql.SQL(
+            "create view public.retirement_watch as select * from {}.cache_retirement_readiness"
+        ).format(sql.Identifier(ops))
+    )
     conn.execute(
         sql.SQL(
             "create view public.entries_per_type as select cache_type, count(*) as entries"
@@ -267,8 +280,13 @@ def test_views_others_built_on_the_migration_s_views_survive_its_builds(
     entries_before = conn.execute("select * from public.entries_per_type order by 1").fetchall()
 
     _build(dbt_project)
-    _build(dbt_project, full_refresh=True)
+    _build(dbt_project)
 
+    assert (
+        conn.execute("select * from public.retirement_watch order by 1").fetchall()
+        == readiness_before
+    )
+    _build(dbt_project, full_refresh=True)
     assert conn.execute("select * from public.entries_per_type order by 1").fetchall() == (
         entries_before
     )

@@ -22,6 +22,8 @@ cache (and the same rows of other writers) on an empty database -- where the ent
 the contested name is built first, since the holder keeps it whatever its cache row's
 stamps -- and against tests/support/parity.py; every row of another writer must be exactly
 as its writer left it (same row version).
+After every step, group_holdings (the packed rows, refreshed incrementally like the other
+analyst tables) equals, row for row, what the migration's rows of the two tables give.
 It also proves the membership history: after every step, the history models answer, as of
 each earlier step's publication time, exactly what the two tables held right after that step
 -- as a whole, and group by group and symbol by symbol through the SQL of `query --as-of`
@@ -58,6 +60,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, note, seed, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, rule, run_state_machine_as_test
+from support.analyst_tables import group_holdings_differences
 from support.databases import PROJECT_ROOT, PgServer
 from support.equivalence import (
     ENVIRONMENTS,
@@ -158,6 +161,9 @@ def machine_for(harness: Harness) -> type[RuleBasedStateMachine]:
             # an independent oracle too: every list group equals its legacy JSON minus the
             # elements the run recorded as errors (tests/support/parity.py)
             assert_parity(self.conn, environment)
+            # the packed rows (group_holdings) after this run's incremental refresh are what
+            # the two tables give now: members, order, weights, positions (issue 30)
+            assert group_holdings_differences(self.conn, environment) == []
             # the round trip: the compatibility relation gives the legacy values back
             # (tests/support/round_trip.py; its dbt test ran in the build)
             assert_round_trip(self.conn, environment)

@@ -81,10 +81,10 @@ def test_small_fixture_meets_every_expectation_and_writes_data_docs(
 
     text = format_report(report)
     assert report.success, text
-    assert len(report.checks) == 23
+    assert len(report.checks) == 25
     assert report.check("etf_groups").observed == "3"
     assert report.check("legacy_parity").observed == "0"
-    assert "Result: PASS (23 of 23 expectations met)" in text
+    assert "Result: PASS (25 of 25 expectations met)" in text
     assert "import great_expectations" in text and "checkpoint run" in text
     # Data Docs: a local HTML site whose index lists the four suites and their (passing) results.
     index = (docs / "index.html").read_text(encoding="utf-8")
@@ -168,6 +168,23 @@ def test_other_writers_rows_are_reported_and_never_fail_the_counts_or_the_parity
     assert "member LEGX of ETF SPY" in text
 
 
+def test_the_parity_reads_types_and_environments_as_the_models_do(
+    dbt_project: DbtProject, small_test_build: psycopg.Connection, tmp_path: Path
+):
+    # XLE's row respelled in place: the models read it as before (etf_holdings, TEST), so
+    # validate's parity must too, and find nothing missing
+    small_test_build.execute(
+        "update cache_entries set type = 'ETF_HOLDINGS', environment = E' test\\t'"
+        " where type = 'etf_holdings' and key = 'XLE' and environment = 'TEST'"
+    )
+    dbt_project.build("test", artifacts=True)
+
+    report = _validate(dbt_project, tmp_path / "docs")
+
+    assert report.check("etf_groups").observed == "3"
+    assert report.check("legacy_parity").observed == "0", report.check("legacy_parity").message
+
+
 # --- on broken data -------------------------------------------------------------------------
 
 
@@ -208,6 +225,7 @@ def test_a_missing_etf_fails_the_counts_and_the_parity(
         "symbol_memberships_match",
         "group_summary_match",
         "etf_overlap_match",
+        "group_holdings_match",
     }
     assert report.check("etf_groups").message == "ETF groups: observed 2, expected exactly 3"
     parity = report.check("legacy_parity").message
@@ -237,6 +255,16 @@ ANALYST_TABLE_DAMAGE = {
         " other_etf_holdings, share_of_etf, share_of_other_etf, weighted_shared_symbols,"
         " weighted_overlap from {table} limit 1",
     ),
+    "group_holdings emptied": ("group_holdings_match", "delete from {table}"),
+    "group_holdings out of order": (
+        "group_holdings_match",
+        "update {table} set symbols = array(select unnest(symbols) order by 1 desc)"
+        " where name = 'SPY'",
+    ),
+    "group_holdings with a weight changed": (
+        "group_holdings_match",
+        "update {table} set weights[1] = weights[1] / 2 where name = 'QQQ'",
+    ),
 }
 
 
@@ -257,9 +285,10 @@ def test_an_empty_stale_or_partial_analyst_table_fails_its_expectation(
 def test_a_query_slowed_by_a_dropped_index_fails_its_budget(
     dbt_project: DbtProject, small_test_build: psycopg.Connection, tmp_path: Path
 ):
-    """Without any index leading on group_id, 'ETF holdings' must scan 200,000 memberships: no
-    machine does that in 1 ms (the indexed plan takes ~0.05 ms). Only the failing direction is
-    asserted, so a busy machine cannot make this test fail."""
+    """Without any index leading on group_id, the spec's 'ETF holdings' join must scan 200,000
+    memberships (the packed row does not read them): no machine does that in 1 ms (the
+    indexed plan takes ~0.05 ms). Only the failing direction is asserted, so a busy machine
+    cannot make this test fail."""
     conn = small_test_build
     conn.execute("alter table public.group_memberships drop constraint unique_membership")
     for (index,) in conn.execute(
@@ -279,17 +308,17 @@ def test_a_query_slowed_by_a_dropped_index_fails_its_budget(
     )
     conn.execute("analyze public.group_memberships")
     spec = yaml.safe_load((EXPECTATIONS_DIR / "test.yml").read_text(encoding="utf-8"))
-    spec["timings"]["budgets_p95_ms"]["etf_holdings"] = 1
+    spec["timings"]["budgets_p95_ms"]["etf_holdings_spec_join"] = 1
     spec["timings"]["analyst"] = {"warmup": 2, "runs": 10}
     expectations = tmp_path / "slow_query.yml"
     expectations.write_text(yaml.safe_dump(spec), encoding="utf-8")
 
     report = _validate(dbt_project, tmp_path / "docs", expectations=expectations)
 
-    assert "p95_etf_holdings" in _failed(report)
+    assert "p95_etf_holdings_spec_join" in _failed(report)
     assert not {"etf_groups", "legacy_parity", "orphan_memberships"} & _failed(report)
-    message = report.check("p95_etf_holdings").message
-    assert message.startswith("p95 ETF holdings by name: observed ")
+    message = report.check("p95_etf_holdings_spec_join").message
+    assert message.startswith("p95 ETF holdings, the spec's join: observed ")
     assert message.endswith(" ms, expected ≤ 1 ms")
 
 

@@ -21,7 +21,7 @@ from validation.bench_method import (
     MAPPED_TYPES,
     SOURCE_SCHEMA,
 )
-from validation.targets import ENVIRONMENTS_SQL
+from validation.targets import ENVIRONMENTS_SQL, environment_of
 
 FLOOR_SQL = Path(__file__).resolve().parent / "bench_floor.sql"
 _STATEMENT_END = re.compile(r";[ \t]*$", re.MULTILINE)
@@ -30,7 +30,8 @@ _STATEMENT_END = re.compile(r";[ \t]*$", re.MULTILINE)
 def floor_statements() -> list[sql.Composed]:
     """The SQL floor's statements, in order (run them in one transaction): bench_floor.sql
     without its whole-line comments, cut at every ";" that ends a line, with {floor} and
-    {cache} filled in as identifiers and {environments} as the list of environments."""
+    {cache} filled in as identifiers, {environments} as the list of environments and
+    {environment_of_e} as the environment of cache row e."""
     script = "\n".join(
         line
         for line in FLOOR_SQL.read_text(encoding="utf-8").splitlines()
@@ -40,6 +41,8 @@ def floor_statements() -> list[sql.Composed]:
         "floor": sql.Identifier(FLOOR_SCHEMA),
         "cache": sql.Identifier(SOURCE_SCHEMA, "cache_entries"),
         "environments": sql.SQL(ENVIRONMENTS_SQL),
+        # a row's environment by the models' rule (macros/sql_helpers/normalisation.sql)
+        "environment_of_e": environment_of(sql.Identifier("e", "environment")),
     }
     return [
         sql.SQL(text.strip()).format(**names)

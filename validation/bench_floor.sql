@@ -6,8 +6,9 @@
 -- the models do not. validation/bench_floor.py runs it in one transaction and times it.
 --
 -- How it is run: each statement goes through psycopg's sql.SQL(...).format(...), with {floor}
--- (the floor's schema) and {cache} (the legacy table) as identifiers, so braces that belong to
--- the SQL are doubled; %(environment)s, %(types)s and %(groups)s are bound parameters. A
+-- (the floor's schema) and {cache} (the legacy table) as identifiers, {environment_of_e} as the
+-- environment of cache row e by the models' own macro (macros/sql_helpers/normalisation.sql),
+-- so braces that belong to the SQL are doubled; %(environment)s, %(types)s and %(groups)s are bound parameters. A
 -- statement ends with ";" at the end of a line; whole-line comments are dropped before running.
 
 -- A fresh schema for the floor's two tables, with the specification's DDL.
@@ -49,7 +50,7 @@ with env_entries as (
         coalesce(e.updated_at, e.created_at) as stamp
     from {cache} as e
     where e.type = any(%(types)s)
-      and upper(btrim(e.environment, E' \t\r\n')) = %(environment)s
+      and {environment_of_e} = %(environment)s
 ),
 mapped as (
     select
@@ -179,7 +180,7 @@ stocks as (
         e.value ->> 'industry' as industry
     from {cache} as e
     where e.type = 'stock_metadata'
-      and upper(btrim(e.environment, E' \t\r\n')) = %(environment)s
+      and {environment_of_e} = %(environment)s
     order by upper(btrim(e.key)), coalesce(e.updated_at, e.created_at) desc nulls last,
              e.id desc
 ),

@@ -16,7 +16,7 @@ from psycopg import sql
 
 from validation.bench_method import DBT_SCHEMA, NAIVE_SCHEMA, SOURCE_SCHEMA, Repetitions
 from validation.targets import ENVIRONMENTS_SQL
-from validation.timings import percentile
+from validation.timings import PACKED_HOLDINGS_SQL, percentile
 
 ETF, OTHER_ETF, SYMBOL = "SPY", "VOO", "AAPL"  # present at every scale (the first block)
 
@@ -29,7 +29,10 @@ QUESTIONS: dict[str, str] = {
 LAYOUTS: dict[str, str] = {
     "spec_sql": "relational: the spec's SQL on the tables as the models leave them",
     "naive": "relational, naive layout (PK, unique (group_id, symbol), index on symbol)",
-    "analyst_model": "the analyst models (symbol_memberships, group_summary, etf_overlap)",
+    "analyst_model": (
+        "the analyst models (group_holdings' packed row, symbol_memberships, group_summary,"
+        " etf_overlap)"
+    ),
     "jsonb": "legacy JSONB on cache_entries",
     "jsonb_stock_metadata": "legacy JSONB via stock_metadata.member_of_etfs",
 }
@@ -93,6 +96,14 @@ def benchmark_queries(environment: str) -> list[BenchQuery]:
         return sql.SQL(text).format(relation=relation)
 
     queries += [
+        BenchQuery(
+            "etf_holdings",
+            "analyst_model",
+            # the ETF's one packed row: its symbols in source order and their weights (NULL
+            # for an unweighted list), the answer the JSONB row gives (validation/timings.py)
+            sql.SQL(PACKED_HOLDINGS_SQL).format(holdings=sql.SQL("{}.group_holdings").format(dbt)),
+            (env, "ETF", ETF),
+        ),
         BenchQuery(
             "symbol_etfs",
             "analyst_model",
@@ -186,10 +197,10 @@ ROUND_TRIP = BenchQuery("round_trip", "floor", sql.Composed([sql.SQL("select %s:
 
 def _answer_size(rows: Sequence[tuple[Any, ...]]) -> int:
     """How big the answer is, comparable across layouts: list items, a count, or rows."""
+    if len(rows) == 1 and rows[0] and isinstance(rows[0][0], list):
+        return len(rows[0][0])  # a list, alone or with its parallel arrays (a packed row)
     if len(rows) == 1 and len(rows[0]) == 1:
         value = rows[0][0]
-        if isinstance(value, list):
-            return len(value)
         if isinstance(value, int) and not isinstance(value, bool):
             return value
     return len(rows)

@@ -92,6 +92,28 @@ def evaluate_targets(scales: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]
 
     add("an ETF's holdings within 2x of the JSONB blob", 1, holdings_2x)
 
+    def packed_at_most_blob(entry: Mapping[str, Any]) -> tuple[bool | None, str]:
+        packed = timing_of(entry, "etf_holdings", "analyst_model")
+        blob = timing_of(entry, "etf_holdings", "jsonb")
+        join = timing_of(entry, "etf_holdings", "spec_sql")
+        if packed is None or blob is None:
+            return None, "packed row or JSONB row not measured in this run"
+        measured = (
+            f"packed {packed['p50_ms']:.3g} ms vs JSONB {blob['p50_ms']:.3g} ms"
+            + ("" if join is None else f" vs the spec's join {join['p50_ms']:.3g} ms")
+            + " (p50, same run)"
+        )
+        return packed["p50_ms"] <= blob["p50_ms"], measured
+
+    # issue 30: the packed row (group_holdings) as fast as the blob, at every scale run
+    for scale in sorted({1, 10, 100} | set(by_scale)):
+        add(
+            f"an ETF's holdings from its packed row at scale {scale}: p50 at or below the JSONB"
+            " row's",
+            scale,
+            packed_at_most_blob,
+        )
+
     for question, budget in (("etf_holdings", 5.0), ("symbol_etfs", 5.0), ("sector_counts", 20.0)):
 
         def within(

@@ -14,14 +14,27 @@ import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
 
 from validation import server, targets
 from validation.cli_parser import DEMO_DATABASE, ENVIRONMENTS, build_parser, harness_command
 from validation.connection import PROJECT_ROOT, connect, describe, external_server_configured
 from validation.errors import PermissionProblem, UserFacingError
 
+if TYPE_CHECKING:
+    from validation.fingerprint import BuildInputs, Fingerprint
+
 REPORTS_DIR = PROJECT_ROOT / "reports"
+
+
+class BuildPlan(NamedTuple):
+    """A target's build: its inputs and the fingerprint taken before dbt (None: not known,
+    nothing is recorded after it)."""
+
+    inputs: BuildInputs | None
+    before: Fingerprint | None
 
 
 def _say(message: str) -> None:
@@ -132,20 +145,30 @@ def cmd_load_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from validation.dbt import environment_run_lock, run_dbt, run_dbt_in_process
-
+    """dbt build per target, each skipped before dbt is even imported when nothing it reads
+    changed since its last build that left nothing to do (validation/fingerprint.py)."""
     settings = resolve_settings(start_embedded=False)
     chosen = targets.parse_targets(args.target)
+    plans = {target: _build_plan(settings, target, args) for target in chosen}
+    chosen = [target for target in chosen if plans[target] is not None]
+    if not chosen:
+        return 0
+    from validation.dbt import environment_run_lock, run_dbt, run_dbt_in_process
+
     invocations = [
         ["build", "--target", target, *target_path(target), *args.dbt_args] for target in chosen
     ]
     if len(chosen) == 1:
+        started = _now()
         with (
             _step(f"dbt build --target {chosen[0]} on {describe(settings)}"),
             environment_run_lock(settings, targets.environment_for(chosen[0]), say=_say),
         ):
             run_dbt(invocations[0], settings)
+            _record_fingerprint(settings, plans[chosen[0]], started)
         return 0
+
+    started_at: dict[int, datetime] = {}
 
     @contextmanager
     def each(index: int) -> Iterator[None]:
@@ -154,10 +177,68 @@ def cmd_build(args: argparse.Namespace) -> int:
             _step(f"dbt build --target {target} on {describe(settings)} (in this process)"),
             environment_run_lock(settings, targets.environment_for(target), say=_say),
         ):
+            started_at[index] = _now()
             yield
 
-    run_dbt_in_process(invocations, settings, before_each=each)
+    def after_each(index: int) -> None:
+        _record_fingerprint(settings, plans[chosen[index]], started_at[index])
+
+    run_dbt_in_process(invocations, settings, before_each=each, after_each=after_each)
     return 0
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _build_plan(
+    settings: dict[str, str], target: str, args: argparse.Namespace
+) -> BuildPlan | None:
+    """What to record after the target's build, or None when nothing changed since the last
+    build that left nothing to do: then it says so and the target is skipped.  Any doubt (no
+    record, a table missing, options the harness cannot read) builds."""
+    from validation import fingerprint
+
+    targets.environment_for(target)
+    inputs = fingerprint.inputs_for(target, args.dbt_args)
+    if inputs is None:
+        return BuildPlan(None, None)
+    import psycopg
+
+    try:
+        with connect(settings, autocommit=True) as conn:
+            before = fingerprint.compute(conn, inputs)
+            if args.force or fingerprint.always_builds(args.dbt_args):
+                return BuildPlan(inputs, before)
+            last = fingerprint.recorded(conn, inputs)
+    except (psycopg.Error, UserFacingError):
+        # no fingerprint, no skip: dbt itself then says what is wrong (a missing table, a
+        # privilege, the connection), as it did before there were fingerprints
+        return BuildPlan(None, None)
+    if last is not None and last.fingerprint == before.digest:
+        _say(fingerprint.unchanged_since(last, inputs))
+        return None
+    return BuildPlan(inputs, before)
+
+
+def _record_fingerprint(
+    settings: dict[str, str], plan: BuildPlan | None, started: datetime
+) -> None:
+    """After dbt exited 0: record the fingerprint taken before it when the build left nothing
+    to change (validation/fingerprint.py, record_if_settled)."""
+    import psycopg
+
+    from validation import fingerprint
+
+    if plan is None or plan.inputs is None or plan.before is None:
+        return
+    try:
+        with connect(settings, autocommit=True) as conn:
+            said = fingerprint.record_if_settled(conn, plan.inputs, plan.before, started)
+    except (psycopg.Error, UserFacingError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        said = f"fingerprint not recorded ({first}); the next build runs"
+    _say(f"  {said}")
 
 
 def target_path(target: str) -> list[str]:
@@ -467,7 +548,7 @@ def cmd_query(args: argparse.Namespace) -> int:
         settings,
         args.question,
         args.names,
-        environment=args.target.upper(),
+        environment=targets.environment_for(args.target),
         schema=tables.groups.schema,
         looked_in=_looked_in(tables, settings),
         history={"as_of": args.as_of, "since": args.since, "until": args.until},
@@ -495,7 +576,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
     directory = writable_directory(Path(args.out) if args.out else operations.BACKUP_DIR, "--out")
     settings = resolve_settings(start_embedded=False)
-    environment = args.target.upper()
+    environment = targets.environment_for(args.target)
     tables = locate_tables(args, settings)
     with _step(f"backing up {environment} from {describe(settings)}"):
         made = operations.backup(
@@ -598,7 +679,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     from validation import operations
 
     settings = resolve_settings(start_embedded=False)
-    environment = args.target.upper()
+    environment = targets.environment_for(args.target)
     tables = locate_tables(args, settings)
     schema = tables.groups.schema
     plan = operations.rollback_plan(settings, environment, schema, _looked_in(tables, settings))
@@ -647,7 +728,7 @@ def cmd_retirement(args: argparse.Namespace) -> int:
     from validation.privileges import require_select
 
     settings = resolve_settings(start_embedded=False)
-    environment = args.target.upper()
+    environment = targets.environment_for(args.target)
     tables = locate_tables(args, settings)
     with connect(settings) as conn:
         require_select(conn, [tables.readiness, tables.reconciliation])

@@ -73,6 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="default, test, uat or prod; several comma-separated (default,test,uat,prod) run "
         "one after the other in one process, importing dbt once",
     )
+    build.add_argument(
+        "--force",
+        action="store_true",
+        help="build even when nothing changed since the last build that left nothing to do "
+        "(without it, such a build is skipped before dbt starts; --full-refresh always builds)",
+    )
     build.set_defaults(passes_dbt_options=True)
     build.epilog = (
         "Any other option goes to dbt build as it is: --vars '{...}', --full-refresh, "

@@ -23,11 +23,16 @@ from validation.errors import UserFacingError
 
 BACKUP_DIR = PROJECT_ROOT / "backups"
 MARTS_LOCK = targets.MARTS_LOCK
-ANALYST_TABLES = ("symbol_memberships", "group_summary", "etf_overlap")
+ANALYST_TABLES = ("symbol_memberships", "group_summary", "etf_overlap", "group_holdings")
 # A rollback closes their open periods at its own time instead of deleting them: the history
 # then says the environment's groups and memberships ended there (docs/design.md §9).
 HISTORY_TABLES = ("group_membership_history", "definition_group_history")
-SNAPSHOT_SCHEMA = re.compile(r"sprint59_backup_(default|test|uat|prod)_[0-9]{8}t[0-9]{12}z")
+SNAPSHOT_SCHEMA = re.compile(
+    rf"sprint59_backup_({'|'.join(map(re.escape, targets.TARGETS))})_[0-9]{{8}}t[0-9]{{12}}z"
+)
+# a cache_entries row's environment, by the models' rule (targets.environment_of): a backup
+# or a restore --with-cache-entries takes exactly the rows a build of the environment counts
+CACHE_ENVIRONMENT = targets.environment_of(sql.Identifier("environment"))
 Say = Callable[[str], None]
 
 
@@ -191,7 +196,9 @@ def _copy_slice_to(
     its cache_entries, copied into the scratch schema in one snapshot; and how many rows of
     the environment were left out as foreign."""
     names = ledger.Tables(schema).names(
-        target=sql.Identifier(snapshot), cache=sql.Identifier(source_schema, "cache_entries")
+        target=sql.Identifier(snapshot),
+        cache=sql.Identifier(source_schema, "cache_entries"),
+        cache_environment=CACHE_ENVIRONMENT,
     )
     rows: dict[str, int] = {}
     conn.execute("set transaction isolation level repeatable read")
@@ -213,7 +220,7 @@ def _copy_slice_to(
             " select m.* from {memberships} m"
             " where m.id in (select membership_id from {target}.migration_ledger_memberships)",
             "cache_entries": "create table {target}.cache_entries as select * from {cache}"
-            " where upper(btrim(environment)) = %(environment)s",
+            " where {cache_environment} = %(environment)s",
         }
         for name, statement in statements.items():
             rows[name] = conn.execute(
@@ -526,8 +533,8 @@ def _restore_plan(
         changes["cache_entries"] = Change(
             _count(
                 conn,
-                sql.SQL("select count(*) from {} where upper(btrim(environment)) = %s").format(
-                    sql.Identifier(source_schema, "cache_entries")
+                sql.SQL("select count(*) from {} where {} = %s").format(
+                    sql.Identifier(source_schema, "cache_entries"), CACHE_ENVIRONMENT
                 ),
                 environment,
             ),
@@ -658,7 +665,7 @@ def _put_back(
         if with_cache_entries:
             cache = sql.Identifier(plan.source_schema, "cache_entries")
             conn.execute(
-                sql.SQL("delete from {} where upper(btrim(environment)) = %s").format(cache),
+                sql.SQL("delete from {} where {} = %s").format(cache, CACHE_ENVIRONMENT),
                 (environment,),
             )
             restored["cache_entries"] = conn.execute(

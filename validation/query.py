@@ -194,6 +194,32 @@ def _group_members(
     )
 
 
+def _packed_members(
+    conn: psycopg.Connection, schema: str, environment: str, kind: str, name: str
+) -> Answer:
+    """A group's members in source order from its one packed row in group_holdings (the
+    migration's memberships, its ledger); a group it does not hold (another writer's) is
+    answered from the two tables."""
+    row = conn.execute(
+        sql.SQL(
+            "select symbols, weights, positions from {}"
+            " where environment = %s and type = %s and name = %s"
+        ).format(_relation(schema, "group_holdings")),
+        (environment, kind, name),
+    ).fetchone()
+    if row is None:
+        return _group_members(conn, schema, environment, kind, name)
+    symbols, weights, positions = row
+    columns = ["symbol", "weight", "position"]
+    rows = list(zip(symbols, weights or [None] * len(symbols), positions, strict=True))
+    keep = [i for i, _ in enumerate(columns) if any(r[i] is not None for r in rows)] or [0]
+    return Answer(
+        f"{kind} {name} in {environment}: {len(rows)} members",
+        [columns[i] for i in keep],
+        [[r[i] for i in keep] for r in rows],
+    )
+
+
 def ask(
     settings: Mapping[str, str],
     question: str,
@@ -241,9 +267,9 @@ def _ask(
     with connect(settings) as conn:
         _require_environment(conn, schema, environment, looked_in)
         if question == "etf":
-            return _group_members(conn, schema, environment, "ETF", arguments[0].upper())
+            return _packed_members(conn, schema, environment, "ETF", arguments[0].upper())
         if question == "theme":
-            return _group_members(conn, schema, environment, "THEME", arguments[0])
+            return _packed_members(conn, schema, environment, "THEME", arguments[0])
         if question == "sector" and arguments:
             return _group_members(conn, schema, environment, "SECTOR", arguments[0])
         if question == "sector":
@@ -302,8 +328,8 @@ def tables_read(question: str, names: Sequence[str], *, history: bool) -> tuple[
     if question == "changes" or history:
         return ("definition_group_history", "group_membership_history")
     by_question = {
-        "etf": ("group_memberships",),
-        "theme": ("group_memberships",),
+        "etf": ("group_holdings", "group_memberships"),
+        "theme": ("group_holdings", "group_memberships"),
         "sector": ("group_memberships",) if names else ("group_summary",),
         "symbol": ("symbol_memberships",),
         "overlap": ("etf_overlap",),

@@ -1,4 +1,4 @@
-"""Shadow reads (docs/design.md §12): the application's read forms replayed against the legacy
+"""Shadow reads (docs/design.md §13): the application's read forms replayed against the legacy
 JSON and against the new tables, every difference reported with its entry and the reason.
 
 The read forms, each one set-based statement for all entries (or a sample of them):

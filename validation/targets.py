@@ -23,6 +23,7 @@ Each answer carries where it came from, so an error can say where the command lo
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Mapping
@@ -48,6 +49,38 @@ def _project_environments() -> tuple[str, ...]:
 
 
 ENVIRONMENTS: tuple[str, ...] = _project_environments()
+# The macros that say how legacy text is read (the environment, the cache type, a symbol);
+# plain Jinja, so the harness renders the very macros the models call.
+NORMALISATION_MACROS = PROJECT_ROOT / "macros" / "sql_helpers" / "normalisation.sql"
+
+
+@functools.cache
+def _rendered_rule(macro: str) -> str:
+    """What the project's macro ``macro`` (NORMALISATION_MACROS) renders to over the
+    placeholder {column}: the same SQL dbt puts in the models."""
+    import jinja2
+
+    template = NORMALISATION_MACROS.read_text(encoding="utf-8")
+    # SQL, not HTML: escaping would turn the quotes into entities (dbt does not escape either)
+    jinja = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)  # noqa: S701
+    module = jinja.from_string(template).module
+    return str(getattr(module, macro)("{column}")).strip()
+
+
+def read_as(macro: str, expression: sql.Composable) -> sql.Composed:
+    """SQL for ``expression`` read by the project's macro ``macro`` of NORMALISATION_MACROS
+    (normalised_environment, normalised_cache_type, folded_symbol)."""
+    return sql.SQL(_rendered_rule(macro)).format(column=expression)  # type: ignore[arg-type]
+
+
+def environment_of(column: sql.Composable) -> sql.Composed:
+    """SQL for the environment a cache_entries row belongs to, given its environment column
+    (e.g. ``sql.Identifier("environment")``): the models' rule, macro normalised_environment,
+    so a backup, a restore or a check selects exactly the rows a build counts (E'prod\\t' is
+    PROD to both)."""
+    return read_as("normalised_environment", column)
+
+
 # each environment is migrated by the dbt target of its name in lower case
 TARGETS: Mapping[str, str] = {environment.lower(): environment for environment in ENVIRONMENTS}
 # as an SQL list, for the checks that mirror the contract's CHECK

@@ -262,7 +262,7 @@ def _declare_checks(
             "compatibility relation (<schema>_compat_<env>.cache_entries): its value without "
             "its member lists equals the legacy value's, its members in order equal the legacy "
             "elements minus those migration_exceptions records as errors; every entry left out "
-            "as a whole is listed (docs/design.md §12).",
+            "as a whole is listed (docs/design.md §13).",
         ),
     )
     for query in (*ANALYST_QUERIES, VALIDATION_TOTAL) if timed else ():

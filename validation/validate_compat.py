@@ -1,4 +1,4 @@
-"""The round trip, as the suite checks it (docs/design.md §12): the compatibility relation
+"""The round trip, as the suite checks it (docs/design.md §13): the compatibility relation
 ``<schema>_compat_<env>.cache_entries`` against the legacy cache, in SQL of its own (not the
 dbt macros): for every entry of the environment that the migration did not leave out as a
 whole, its row's value minus its member lists equals the legacy value's, and its members read

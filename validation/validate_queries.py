@@ -45,11 +45,12 @@ class Relations:
     symbol_memberships: Relation
     group_summary: Relation
     etf_overlap: Relation
+    group_holdings: Relation
     # the compatibility relation (validation/validate_compat.py); None: not located
     compat: Relation | None = None
 
 
-ANALYST_TABLES = ("symbol_memberships", "group_summary", "etf_overlap")
+ANALYST_TABLES = ("symbol_memberships", "group_summary", "etf_overlap", "group_holdings")
 LEDGER_GROUPS = "migration_ledger_groups"
 LEDGER_MEMBERSHIPS = "migration_ledger_memberships"
 
@@ -191,8 +192,11 @@ select count(*) as unexpected from {batch} where weight < 0 or weight > 1
 """
 
 # Every ETF and theme of the environment: its members must be the legacy JSON lists (every
-# list the value has; trimmed, upper-cased) minus the elements, or whole entries, that the
-# migration recorded as error-level exceptions.  Returns one row per symbol on one side only.
+# list the value has; trimmed and upper-cased by the models' macro) minus the elements, or
+# whole entries, that the migration recorded as error-level exceptions.  The environment and
+# the type and the symbols are read by the models' macros (legacy_environment, legacy_type,
+# legacy_symbol: _names).
+# Returns one row per symbol on one side only.
 # Which parity check guards what: the description of cache_entry_reconciliation
 # (models/marts/operations/_operations.yml).
 PARITY_SQL = """
@@ -200,13 +204,13 @@ with batch_rows as (select * from {batch} as memberships),
 legacy_entries as (
     select
         c.id as cache_entry_id,
-        case c.type when 'etf_holdings' then 'ETF' else 'THEME' end as group_type,
+        case {legacy_type} when 'etf_holdings' then 'ETF' else 'THEME' end as group_type,
         c.key as group_name,
         c.value
     from {cache} as c
     where
-        c.type in ('etf_holdings', 'theme_definition')
-        and upper(btrim(c.environment, E' \\t\\r\\n')) = {environment}
+        {legacy_type} in ('etf_holdings', 'theme_definition')
+        and {legacy_environment} = {environment}
         and jsonb_typeof(c.value) = 'object'
         and not exists (
             select 1
@@ -243,16 +247,17 @@ legacy_members as (
     select distinct
         e.group_type,
         e.group_name,
-        upper(btrim(
-            case jsonb_typeof(listed.element)
-                when 'string' then jsonb_build_array(listed.element) ->> 0
-                when 'object'
-                    then coalesce(listed.element ->> 'symbol', listed.element ->> 'ticker')
-            end
-        )) as symbol
+        {legacy_symbol} as symbol
     from legacy_lists as e
     cross join lateral
         jsonb_array_elements(e.member_list) with ordinality as listed (element, position)
+    cross join lateral (
+        select case jsonb_typeof(listed.element)
+            when 'string' then jsonb_build_array(listed.element) ->> 0
+            when 'object'
+                then coalesce(listed.element ->> 'symbol', listed.element ->> 'ticker')
+        end as symbol
+    ) as listed_text
     where not exists (
         select 1
         from {exceptions} as x
@@ -305,12 +310,32 @@ owned_members as (
     where g.environment = {environment}
 )"""
 
-# (S608: constant texts joined, no input; the relations and the environment come in later
-# through psycopg.sql)
-SYMBOL_MEMBERSHIPS_SQL = (
-    "with"  # noqa: S608
-    + OWNED_MEMBERS_CTE
-    + """,
+
+def _analyst_table_check(table: str, ctes: str, order_by: str = "2, 1") -> str:
+    """The check of one analyst table: ``ctes`` (after owned_members) define ``mart``, the
+    table's rows in the compared types, and ``expected``, the same recomputed from the two
+    tables; every row on one side only comes back, with what is wrong with it."""
+    # S608: constant texts joined, no input; the relations and the environment come in later
+    # through psycopg.sql
+    return (
+        "with"  # noqa: S608
+        + OWNED_MEMBERS_CTE
+        + ",\n"
+        + ctes.strip("\n")
+        + f"""
+select 'missing or different in {table}' as problem, missing.*
+from (select * from expected except select * from mart) as missing
+union all
+select 'in {table}, not in the two tables' as problem, extra.*
+from (select * from mart except select * from expected) as extra
+order by {order_by}
+"""  # noqa: S608
+    )
+
+
+SYMBOL_MEMBERSHIPS_SQL = _analyst_table_check(
+    "symbol_memberships",
+    """
 mart as (
     select
         symbol::text as symbol,
@@ -340,19 +365,12 @@ expected as (
     from owned_members
     group by symbol
 )
-select 'missing or different in symbol_memberships' as problem, missing.*
-from (select * from expected except select * from mart) as missing
-union all
-select 'in symbol_memberships, not in the two tables' as problem, extra.*
-from (select * from mart except select * from expected) as extra
-order by 2, 1
-"""
+""",
 )
 
-GROUP_SUMMARY_SQL = (
-    "with"  # noqa: S608
-    + OWNED_MEMBERS_CTE
-    + """,
+GROUP_SUMMARY_SQL = _analyst_table_check(
+    "group_summary",
+    """
 mart as (
     select
         group_id::bigint as group_id,
@@ -378,19 +396,12 @@ expected as (
     where g.environment = {environment}
     group by g.id, g.type, g.name
 )
-select 'missing or different in group_summary' as problem, missing.*
-from (select * from expected except select * from mart) as missing
-union all
-select 'in group_summary, not in the two tables' as problem, extra.*
-from (select * from mart except select * from expected) as extra
-order by 2, 1
-"""
+""",
 )
 
-ETF_OVERLAP_SQL = (
-    "with"  # noqa: S608
-    + OWNED_MEMBERS_CTE
-    + """,
+ETF_OVERLAP_SQL = _analyst_table_check(
+    "etf_overlap",
+    """
 etf_members as (
     select o.name::text as etf, o.symbol
     from owned_members as o
@@ -424,13 +435,63 @@ expected as (
     inner join sizes as other_size on other_etf.etf = other_size.etf
     group by this_etf.etf, other_etf.etf, this_size.holdings, other_size.holdings
 )
-select 'missing or different in etf_overlap' as problem, missing.*
-from (select * from expected except select * from mart) as missing
-union all
-select 'in etf_overlap, not in the two tables' as problem, extra.*
-from (select * from mart except select * from expected) as extra
-order by 2, 3, 1
-"""
+""",
+    order_by="2, 3, 1",
+)
+
+GROUP_HOLDINGS_SQL = _analyst_table_check(
+    "group_holdings",
+    """
+mart as (
+    select
+        group_id::bigint as group_id,
+        type::text as type,
+        name::text as name,
+        member_count::bigint as member_count,
+        symbols::text[] as symbols,
+        weights::numeric[] as weights,
+        positions::integer[] as positions
+    from {batch} as mart
+    where environment = {environment}
+),
+positioned as (
+    select
+        group_id,
+        symbol::text as symbol,
+        weight::numeric as weight,
+        case
+            when jsonb_typeof(metadata -> 'position') = 'number'
+                then (metadata ->> 'position')::numeric
+        end as position
+    from owned_members
+),
+expected as (
+    select
+        g.id::bigint as group_id,
+        g.type::text as type,
+        g.name::text as name,
+        count(p.symbol)::bigint as member_count,
+        coalesce(
+            array_agg(p.symbol order by p.position nulls last, p.symbol)
+                filter (where p.symbol is not null),
+            array[]::text[]
+        ) as symbols,
+        case
+            when count(p.weight) > 0
+                then array_agg(p.weight order by p.position nulls last, p.symbol)
+        end as weights,
+        coalesce(
+            array_agg(p.position::integer order by p.position nulls last, p.symbol)
+                filter (where p.symbol is not null),
+            array[]::integer[]
+        ) as positions
+    from {groups} as g
+    inner join {ledger_groups} as l on g.id = l.group_id
+    left join positioned as p on g.id = p.group_id
+    where g.environment = {environment}
+    group by g.id, g.type, g.name
+)
+""",
 )
 
 
@@ -460,9 +521,10 @@ ANALYST_TABLE_QUERIES: tuple[SuiteQuery, ...] = (
     SuiteQuery("symbol_memberships_match", SYMBOL_MEMBERSHIPS_SQL, "symbol_memberships"),
     SuiteQuery("group_summary_match", GROUP_SUMMARY_SQL, "group_summary"),
     SuiteQuery("etf_overlap_match", ETF_OVERLAP_SQL, "etf_overlap"),
+    SuiteQuery("group_holdings_match", GROUP_HOLDINGS_SQL, "group_holdings"),
 )
 
-# The round trip (docs/design.md §12): the compatibility relation against the legacy cache.
+# The round trip (docs/design.md §13): the compatibility relation against the legacy cache.
 ROUND_TRIP_QUERIES: tuple[SuiteQuery, ...] = (
     SuiteQuery("compat_round_trip", COMPAT_ROUND_TRIP_SQL, "compat"),
 )
@@ -478,6 +540,10 @@ def _names(relations: Relations) -> dict[str, sql.Composable]:
         "ledger_memberships": relations.ledger_memberships.identifier(),
         **{name: getattr(relations, name).identifier() for name in ANALYST_TABLES},
         **({"compat": relations.compat.identifier()} if relations.compat else {}),
+        # the legacy text read as the models read it (macros/sql_helpers/normalisation.sql)
+        "legacy_environment": targets.environment_of(sql.Identifier("c", "environment")),
+        "legacy_type": targets.read_as("normalised_cache_type", sql.Identifier("c", "type")),
+        "legacy_symbol": targets.read_as("folded_symbol", sql.Identifier("listed_text", "symbol")),
     }
 
 
@@ -509,11 +575,12 @@ def measure_queries(
     spec: ExpectationsFile,
     progress: Callable[[str], None],
 ) -> list[QueryTiming]:
-    """Time the three analyst queries and every query of the suite (psycopg, parameters)."""
+    """Time the four analyst queries and every query of the suite (psycopg, parameters)."""
     timings = []
     for query in analyst_queries(
         relations.groups,
         relations.memberships,
+        relations.group_holdings,
         spec.environment,
         etf_name=spec.etf_name,
         symbol=spec.symbol,

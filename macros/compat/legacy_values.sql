@@ -1,7 +1,7 @@
 {#-
     The legacy value of a migrated entry, rebuilt from the two tables (the compatibility
     relation, models/marts/compat/), and the reading both sides of the round trip are compared
-    by (tests/dbt/assert_compat_values_round_trip.sql, docs/design.md §12).
+    by (tests/dbt/assert_compat_values_round_trip.sql, docs/design.md §13).
 -#}
 
 {% macro legacy_value_rest(metadata) -%}

@@ -117,6 +117,20 @@
 {% endmacro %}
 
 
+{% macro delete_previous_rows() %}
+    {#-
+        Pre-hook of a table whose every row each run recomputes but which must not be dropped
+        (views are built on it): the previous rows go in the transaction that appends the new
+        ones, so a reader sees either, never neither.
+    -#}
+    {%- if is_incremental() -%}
+        delete from {{ this }}
+    {%- else -%}
+        select 1 /* first build */
+    {%- endif -%}
+{% endmacro %}
+
+
 {% macro analyze_unless_kept() %}
     {#-
         Post-hook of every intermediate model: fresh statistics for a table built by this run.

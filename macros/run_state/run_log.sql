@@ -49,8 +49,9 @@
 
 {% macro ensure_state_tables() %}
     {#-
-        on-run-start: the run log, the batch sequence, the change log, the watermarks and the
-        ledger (macros/run_state/ledger.sql), next to the two tables.  Only commands that build models need them, and DDL needs privileges
+        on-run-start: the run log, the batch sequence, the change log, the watermarks, the
+        ledger (macros/run_state/ledger.sql) and the harness's build fingerprints
+        (macros/run_state/build_fingerprints.sql), next to the two tables.  Only commands that build models need them, and DDL needs privileges
         a reader does not have, so a command that builds nothing (source freshness, test,
         docs generate, compile …) runs no statement at all, and a build creates only what is
         missing: once they exist, a run does no DDL.
@@ -72,7 +73,8 @@
         ~ " and to_regclass(" ~ sql_literal(ledger_memberships_relation() | trim) ~ ") is not null"
         ~ " and to_regclass(" ~ sql_literal(ledger_environments_relation() | trim) ~ ") is not null,"
         ~ " exists (select from pg_attribute where attrelid = to_regclass("
-            ~ sql_literal(run_log_relation() | trim) ~ ") and attname = 'operations_schema')"
+            ~ sql_literal(run_log_relation() | trim) ~ ") and attname = 'operations_schema'),"
+        ~ " to_regclass(" ~ sql_literal(build_fingerprints_relation() | trim) ~ ") is not null"
     ).rows[0] -%}
     {%- if found | select | list | length == found | length -%}
         {{ return('select 1 /* the state tables exist: no DDL */') }}
@@ -90,6 +92,9 @@
         published_at=found[3] and not found[6]) }}
     {%- if not found[7] %}
     {{ create_ledger() }}
+    {%- endif %}
+    {%- if not found[9] %}
+    {{ create_build_fingerprints() }}
     {%- endif %}
 {% endmacro %}
 

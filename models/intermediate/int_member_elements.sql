@@ -140,9 +140,7 @@ list_members as (
         element_entry_key,
         element_position,
         element,
-        -- only a-z are upper-cased: upper() follows the server's locale ('ıbm' became IBM)
-        translate(btrim(raw_symbol), 'abcdefghijklmnopqrstuvwxyz', 'ABCDEFGHIJKLMNOPQRSTUVWXYZ')
-            as symbol,
+        {{ folded_symbol('raw_symbol') }} as symbol,
         weight,
         has_weight and weight is null as has_unusable_weight,
         -- the computed position always wins; the element's own keys are all kept, those that

@@ -80,9 +80,7 @@ stock_entries as not materialized (
         raw_environment,
         source_updated_at,
         source_row_version,
-        -- only a-z are upper-cased: upper() follows the server's locale ('ıbm' became IBM)
-        translate(btrim(entry_key), 'abcdefghijklmnopqrstuvwxyz', 'ABCDEFGHIJKLMNOPQRSTUVWXYZ')
-            as symbol
+        {{ folded_symbol('entry_key') }} as symbol
 
     from cache_entries
 

@@ -1,5 +1,5 @@
 {#-
-    The round trip (docs/design.md §12): the compatibility relation (cache_entries_compat)
+    The round trip (docs/design.md §13): the compatibility relation (cache_entries_compat)
     gives back every entry of this environment the migration read.
 
     - Every published entry has its row, and for it: the value minus its member lists equals
@@ -13,7 +13,7 @@
     - Every migrated row stands for a published entry, unless its group is one kept for
       another writer's memberships (§10).
 
-    What is not compared, because the tables do not keep it, is stated in §12: which list an
+    What is not compared, because the tables do not keep it, is stated in §13: which list an
     element stood in when the value had several, and how it was spelled (string or object,
     symbol or ticker, weight or weight_pct, blanks and letter case).  is_exact_legacy_value
     tells a row whose value is the legacy JSON exactly.

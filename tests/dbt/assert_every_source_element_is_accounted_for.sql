@@ -19,6 +19,14 @@
     guards what: the description of cache_entry_reconciliation (models/marts/operations/).
 -#}
 {%- set environment = migration_environment() -%}
+{%- set listed_symbol -%}
+    case jsonb_typeof(element)
+        when 'string' then element #>> '{}'
+        when 'object' then coalesce(
+            {{ json_text_at('element', 'symbol') }}, {{ json_text_at('element', 'ticker') }}
+        )
+    end
+{%- endset -%}
 
 with
 
@@ -109,18 +117,7 @@ source_symbols as (
     select distinct
         cache_type,
         entry_key,
-        translate(
-            btrim(
-                case jsonb_typeof(element)
-                    when 'string' then element #>> '{}'
-                    when 'object' then coalesce(
-                        {{ json_text_at('element', 'symbol') }},
-                        {{ json_text_at('element', 'ticker') }}
-                    )
-                end
-            ),
-            'abcdefghijklmnopqrstuvwxyz', 'ABCDEFGHIJKLMNOPQRSTUVWXYZ'
-        ) as symbol
+        {{ folded_symbol(listed_symbol) }} as symbol
     from source_elements
 
 ),
@@ -150,9 +147,7 @@ traced_sector_members as (
     -- set, so that the anti-join below is one hash join, not a scan of the cache per member
     select distinct
         sector_aliases.source_key,
-        translate(
-            btrim(stocks.entry_key), 'abcdefghijklmnopqrstuvwxyz', 'ABCDEFGHIJKLMNOPQRSTUVWXYZ'
-        ) as symbol
+        {{ folded_symbol('stocks.entry_key') }} as symbol
     from cache_entries as stocks
     inner join sector_aliases
         on lower(btrim({{ json_text_at('stocks.entry_value', 'sector') }})) = sector_aliases.alias

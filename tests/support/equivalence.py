@@ -29,6 +29,7 @@ from psycopg import sql
 from support.databases import PROJECT_ROOT, PgServer, connect
 from support.dbt_project import DbtProject, DbtRunFailed
 from support.legacy_cache import BASE_TIME, LegacyCache, Published, published, small_cache
+from validation import targets
 from validation.sample import ensure_table
 
 ENVIRONMENTS = {"default": "DEFAULT", "prod": "PROD"}
@@ -42,9 +43,10 @@ BUILD_ARGS = ("--exclude", "resource_type:unit_test", "test_type:generic")
 # Each step then builds what the property compares and what its singular tests read -- the
 # reconciliation identity (both directions) and the empty-environment check -- and runs those
 # tests; and the two history models, whose as-of answers the property checks against every
-# earlier step's tables, with their periods-never-overlap tests.  Left out: the seed (static
-# data the template loaded) and the analytics marts (not compared here; their incremental
-# runs equal fresh builds in tests/test_incremental_runs.py).
+# earlier step's tables, with their periods-never-overlap tests; and group_holdings, which the
+# property checks row for row against the two tables after every step.  Left out: the seed
+# (static data the template loaded) and the other analytics marts (not compared here; their
+# incremental runs equal fresh builds in tests/test_incremental_runs.py).
 # The views stay in: a table rebuilt under them drops them (dbt replaces tables with cascade).
 STEP_ARGS = (
     "--select",
@@ -53,6 +55,8 @@ STEP_ARGS = (
     "resource_type:model,+group_memberships",
     "resource_type:model,+group_membership_history",
     "resource_type:model,+definition_group_history",
+    # group_holdings too: each step checks it against the two tables (issue 30)
+    "group_holdings",
     "test_type:singular",
     "test_name:history_periods_do_not_overlap",
     # the staging views read only the source tables (no step rebuilds anything under them),
@@ -1055,14 +1059,20 @@ def environment_part(state: Published, environment: str) -> dict[str, dict[Any, 
     }
 
 
+# a cache row's environment and type as the models read them (macros/sql_helpers/normalisation.sql)
+CACHE_ENVIRONMENT = targets.environment_of(sql.Identifier("environment"))
+CACHE_TYPE = targets.read_as("normalised_cache_type", sql.Identifier("type"))
+
+
 def cache_content(conn: psycopg.Connection, environment: str) -> tuple[tuple[Any, ...], ...]:
     """Every column but the id of every cache row a build of `environment` publishes from
     (those whose environment reads as it), in id order: what a fresh build's tables see."""
     return tuple(
         conn.execute(
-            "select type, name, key, value::text, environment, description, created_at,"
-            " updated_at from public.cache_entries"
-            " where upper(btrim(environment, E' \\t\\r\\n')) = %s order by id",
+            sql.SQL(
+                "select type, name, key, value::text, environment, description, created_at,"
+                " updated_at from public.cache_entries where {} = %s order by id"
+            ).format(CACHE_ENVIRONMENT),
             (environment,),
         ).fetchall()
     )
@@ -1088,22 +1098,24 @@ def contested_name_holder(
     )
     return tuple(
         conn.execute(
-            "with typed as (select lower(btrim(type, E' \\t\\r\\n')) as cache_type, *"
-            "   from public.cache_entries"
-            "   where upper(btrim(environment, E' \\t\\r\\n')) = %s),"
-            " contestants as (select distinct t.cache_type, t.key from typed t"
-            "   where t.cache_type in ('etf_universe', 'stock_universe')"
-            "   and " + _READ_AS_ETF_LATE.format(name=group_name).strip() + ")"
-            " select c.type, c.name, c.key, c.value::text, c.environment, c.description,"
-            " c.created_at, c.updated_at from typed c"
-            " join public.migration_ledger_groups l"
-            "   on l.source_type = c.cache_type and l.source_key = c.key"
-            " join public.definition_groups g on g.id = l.group_id"
-            " where g.type = 'CUSTOM' and l.environment = %s and g.environment = %s"
-            " and "
-            + _READ_AS_ETF_LATE.format(name="g.name").strip()
-            + " and (select count(*) from contestants) >= 2"
-            " order by c.id",
+            sql.SQL(
+                "with typed as (select {cache_type} as cache_type, *"
+                "   from public.cache_entries"
+                "   where {cache_environment} = %s),"
+                " contestants as (select distinct t.cache_type, t.key from typed t"
+                "   where t.cache_type in ('etf_universe', 'stock_universe')"
+                "   and " + _READ_AS_ETF_LATE.format(name=group_name).strip() + ")"
+                " select c.type, c.name, c.key, c.value::text, c.environment, c.description,"
+                " c.created_at, c.updated_at from typed c"
+                " join public.migration_ledger_groups l"
+                "   on l.source_type = c.cache_type and l.source_key = c.key"
+                " join public.definition_groups g on g.id = l.group_id"
+                " where g.type = 'CUSTOM' and l.environment = %s and g.environment = %s"
+                " and "
+                + _READ_AS_ETF_LATE.format(name="g.name").strip()
+                + " and (select count(*) from contestants) >= 2"
+                " order by c.id",
+            ).format(cache_type=CACHE_TYPE, cache_environment=CACHE_ENVIRONMENT),
             (environment, environment, environment),
         ).fetchall()
     )

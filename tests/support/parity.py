@@ -20,7 +20,9 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-VALID_ENVIRONMENTS = ("DEFAULT", "TEST", "UAT", "PROD")
+from validation import targets
+
+VALID_ENVIRONMENTS = targets.ENVIRONMENTS  # dbt_project.yml, var environments
 # every list a value has is read, one after the other, the type's own list first;
 # "(value)": a plain array value is the list
 LIST_TYPES = {
@@ -156,16 +158,16 @@ class ParityReport:
         return head + ":\n  " + "\n  ".join(self.problems[:50])
 
 
-# a look-alike type (ETF_HOLDINGS, 'etf_holdings ') reads as the type it resembles
+# a look-alike type (ETF_HOLDINGS, 'etf_holdings ') reads as the type it resembles, and
+# ' prod' as PROD: the models' own macros ({cache_type}, {cache_environment})
 LEGACY_SQL = """
 select id, cache_type, key, name, value::text, md5(value::text),
        coalesce(updated_at, created_at)
 from (
-  select *, translate(btrim(type, E' \\t\\r\\n'), 'ABCDEFGHIJKLMNOPQRSTUVWXYZ',
-                      'abcdefghijklmnopqrstuvwxyz') as cache_type
+  select *, {cache_type} as cache_type
   from {cache}
 ) as legacy
-where upper(btrim(environment, E' \\t\\r\\n')) = %s and cache_type = any(%s)
+where {cache_environment} = %s and cache_type = any(%s)
 """
 
 # the groups and memberships the migration wrote: its ledger (docs/design.md §10)
@@ -205,6 +207,8 @@ def parity_report(
         "exceptions": sql.Identifier(operations, "migration_exceptions"),
         "ledger_groups": sql.Identifier(schema, "migration_ledger_groups"),
         "ledger_memberships": sql.Identifier(schema, "migration_ledger_memberships"),
+        "cache_type": targets.read_as("normalised_cache_type", sql.Identifier("type")),
+        "cache_environment": targets.environment_of(sql.Identifier("environment")),
     }
     legacy: dict[tuple[str, str], list[tuple[Any, ...]]] = {}
     for row in conn.execute(

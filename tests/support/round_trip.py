@@ -1,4 +1,4 @@
-"""The round trip, checked independently of the SQL (docs/design.md §12): the compatibility
+"""The round trip, checked independently of the SQL (docs/design.md §13): the compatibility
 relation ``<schema>_compat_<env>.cache_entries`` against the legacy cache, in Python.
 
 For every entry of the environment the migration published: its row's value minus its member

@@ -5,7 +5,7 @@
     and one row, value NULL, per entry it left out as a whole (an entry-level error of
     migration_exceptions), so that none is silently absent.  Named cache_entries (alias) in
     its own schema: a reader's search_path, or the name, points at it instead of the legacy
-    table.  docs/design.md §12.
+    table.  docs/design.md §13.
 
     The migration keeps the value's other keys (group metadata), each member's symbol,
     weight, other keys and position; it does not keep which list the members stood in nor

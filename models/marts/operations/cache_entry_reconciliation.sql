@@ -186,7 +186,7 @@ classified_entries as (
     left join sector_members
         on
             cache_entries.cache_type = 'stock_metadata'
-            and upper(btrim(cache_entries.entry_key)) = sector_members.symbol
+            and {{ folded_symbol('cache_entries.entry_key') }} = sector_members.symbol
 
 ),
 

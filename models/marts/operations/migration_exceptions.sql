@@ -414,13 +414,8 @@ ticker_exceptions as (
         and not coalesce(
             jsonb_typeof(member_elements.element -> 'symbol') = 'string'
             and jsonb_typeof(member_elements.element -> 'ticker') = 'string'
-            and translate(
-                btrim(member_elements.element ->> 'symbol'),
-                'abcdefghijklmnopqrstuvwxyz', 'ABCDEFGHIJKLMNOPQRSTUVWXYZ'
-            ) = translate(
-                btrim(member_elements.element ->> 'ticker'),
-                'abcdefghijklmnopqrstuvwxyz', 'ABCDEFGHIJKLMNOPQRSTUVWXYZ'
-            ),
+            and {{ folded_symbol("member_elements.element ->> 'symbol'") }}
+            = {{ folded_symbol("member_elements.element ->> 'ticker'") }},
             false
         )
 
