@@ -1,11 +1,15 @@
-"""One environment rule (macro normalised_environment, macros/sql_helpers/normalisation.sql):
-a build and the harness read a legacy row's environment the same way, whatever its spelling,
-so a backup and a restore --with-cache-entries handle exactly the rows a build counts as the
-environment.  Against a real PostgreSQL: the build's staging view is the SQL side, the SQL the
-harness runs (validation/targets.py, environment_of) the Python side."""
+"""One reading rule each (macros/sql_helpers/normalisation.sql and legacy_reading.sql): a build
+and the harness read a legacy row's environment the same way, whatever its spelling, so a
+backup and a restore --with-cache-entries handle exactly the rows a build counts as the
+environment; and they read a member list's elements alike, so the round trip and the shadow
+reads compare what the build read.  Against a real PostgreSQL: the build's staging and
+intermediate models are the SQL side, the SQL the harness runs (validation/targets.py,
+environment_of and rule) the Python side."""
 
 from __future__ import annotations
 
+import re
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +37,24 @@ READ_AS_NONE = [
     " ",
 ]
 SPELLINGS = READ_AS_PROD + READ_AS_ANOTHER + READ_AS_NONE
+# List elements in every shape a legacy writer left: read alike by the build and the harness.
+ELEMENTS: list[Any] = [
+    " aapl ",
+    "msft\t",
+    {"ticker": "nvda", "weight_pct": 12.5},
+    {"symbol": "AMZN", "ticker": "XXX", "weight": 0.123456},
+    {"symbol": "GOOG", "weight": 1.5},
+    {"symbol": "META", "weight": "0.2"},
+    {"symbol": "TSLA", "weight_pct": 101},
+    {"symbol": 7, "ticker": "IBM", "note": "50%", "position": 3},
+    {"symbol": "ORCL", "weight": -0.1, "weight_pct": 10},
+    {"weight": 0.5},
+    42,
+    None,
+    ["AAPL"],
+    "caf\u00e9",
+    "",
+]
 STAGING = sql.Identifier("public_staging_prod", "stg_legacy__cache_entries")
 CACHE = sql.Identifier("public", "cache_entries")
 
@@ -53,6 +75,7 @@ def build_once(project: DbtProject) -> None:
                 {"holdings": ["AAPL"]},
                 spelling,
             )
+        cache.add("etf_holdings", "ELEMENTS", "Hostile elements", {"holdings": ELEMENTS}, "PROD")
         project.build("prod")
 
 
@@ -161,3 +184,50 @@ def test_restore_with_cache_entries_puts_back_every_row_the_build_counts_as_prod
         ).fetchall()
         == other_rows
     )
+
+
+def test_the_harness_reads_every_list_element_as_the_build_does(
+    hostile_spellings_built: psycopg.Connection,
+) -> None:
+    conn = hostile_spellings_built
+    rows = conn.execute(
+        sql.SQL(
+            "select e.element_position, e.element, e.symbol, e.weight, {reading}"
+            " from {elements} as e join {cache} as c on c.id = e.cache_entry_id"
+            " where c.key = 'ELEMENTS' order by e.element_position"
+        ).format(
+            reading=targets.rule("member_element_reading", sql.Identifier("e", "element")),
+            elements=sql.Identifier("public_intermediate_prod", "int_member_elements"),
+            cache=CACHE,
+        )
+    ).fetchall()
+
+    assert [element for _, element, *_ in rows] == ELEMENTS
+    for position, element, symbol, weight, (read_symbol, read_weight, _) in rows:
+        assert read_symbol == symbol, f"element {position}: {element!r}"
+        assert (None if read_weight is None else Decimal(str(read_weight))) == weight, (
+            f"element {position}: {element!r}"
+        )
+    # the two odd ones the rule decides: 'ticker' when 'symbol' is no string, the weight over
+    # a weight_pct, whatever their values
+    readings = {position: reading for position, _, _, _, reading in rows}
+    assert readings[8][0] == "IBM" and readings[8][2] == {"note": "50%", "position": 3}
+    assert readings[9][1] is None
+
+
+def test_every_reading_rule_renders_for_the_harness() -> None:
+    """Each macro of the two files that promise plain Jinja renders to SQL the harness can
+    compose and run with parameters: no percent sign of its own, braces escaped."""
+    module = targets._rule_module()
+    names = [
+        name
+        for path in (targets.NORMALISATION_MACROS, targets.RULE_FILES[-1])
+        for name in re.findall(r"{% macro (\w+)\(", path.read_text(encoding="utf-8"))
+    ]
+    assert {"normalised_environment", "member_element_reading", "group_name_of"} <= set(names)
+    for name in names:
+        arity = len(getattr(module, name).arguments)
+        rendered = targets.rule(name, *[sql.Identifier(f"x{i}") for i in range(arity)])
+        text = rendered.as_string(None)
+        assert "%" not in text, name
+        assert "\x00" not in text, name

@@ -25,6 +25,7 @@ OWN_SCHEMAS = (
     f"{OUTPUT_SCHEMA}_staging_test",
     f"{OUTPUT_SCHEMA}_intermediate_test",
     f"{OUTPUT_SCHEMA}_ops_test",
+    f"{OUTPUT_SCHEMA}_compat_test",
 )
 VARS = json.dumps({"source_schema": LEGACY_SCHEMA})
 

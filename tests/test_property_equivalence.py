@@ -81,6 +81,7 @@ from support.equivalence import (
 from support.history import check_history, last_run_time, tables_state
 from support.legacy_cache import BASE_TIME, published
 from support.parity import assert_parity
+from support.round_trip import assert_round_trip
 
 
 def _settings(examples: int, steps: int, **kwargs: Any) -> settings:
@@ -163,6 +164,9 @@ def machine_for(harness: Harness) -> type[RuleBasedStateMachine]:
             # the packed rows (group_holdings) after this run's incremental refresh are what
             # the two tables give now: members, order, weights, positions (issue 30)
             assert group_holdings_differences(self.conn, environment) == []
+            # the round trip: the compatibility relation gives the legacy values back
+            # (tests/support/round_trip.py; its dbt test ran in the build)
+            assert_round_trip(self.conn, environment)
             self.seen_group_ids |= set(after.group_ids.values())
             self.seen_membership_ids |= set(after.membership_ids.values())
             self.state = after

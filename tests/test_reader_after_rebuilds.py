@@ -134,11 +134,13 @@ def test_a_role_the_build_was_not_told_about_is_told_what_it_lacks(
     error = ran.stderr.strip()
     assert ran.returncode == PermissionProblem.exit_code == 4, ran.stdout + ran.stderr
     assert error == (
-        f"error: Role {company.stranger} lacks USAGE on schema mig, mig_ops_test, legacy and "
+        f"error: Role {company.stranger} lacks USAGE on schema mig, mig_ops_test, legacy, "
+        "mig_compat_test and "
         "SELECT on mig.definition_groups, mig.group_memberships, "
         "mig_ops_test.migration_exceptions, legacy.cache_entries, mig.migration_ledger_groups, "
         "mig.migration_ledger_memberships, mig.symbol_memberships, mig.group_summary, "
-        "mig.etf_overlap, mig.group_holdings; every build grants the migration's tables to it "
+        "mig.etf_overlap, mig.group_holdings, mig_compat_test.cache_entries; every build grants "
+        "the migration's tables to it "
         f"when DBT_READER_ROLE={company.stranger} is set for the build, and the owner of "
         "cache_entries grants that once (README, 'Use your own PostgreSQL')."
     )

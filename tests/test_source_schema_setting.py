@@ -97,7 +97,13 @@ def test_a_build_without_cache_entries_creates_nothing_and_names_the_setting(
     database = a_database_without_cache_entries
     if schemas == "made_by_a_dba":  # dbt creates no schema then: the first hook must stop it
         with pg_server.connect(database["PGDATABASE"], autocommit=True) as conn:
-            for schema in ("mig", "mig_staging_prod", "mig_intermediate_prod", "mig_ops_prod"):
+            for schema in (
+                "mig",
+                "mig_staging_prod",
+                "mig_intermediate_prod",
+                "mig_ops_prod",
+                "mig_compat_prod",
+            ):
                 conn.execute(sql.SQL("create schema {}").format(sql.Identifier(schema)))
     before = _catalog(pg_server, database["PGDATABASE"])
 

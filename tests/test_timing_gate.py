@@ -207,7 +207,7 @@ def test_timings_report_or_off_never_fail_a_run_whose_data_is_right(
     assert cli.main([*common, "--timings", "off"]) == 0
     off = capsys.readouterr().out
     assert "Query timings: not measured (--timings off)." in off
-    assert "Result: PASS (19 of 19 expectations met)" in off
+    assert "Result: PASS (20 of 20 expectations met)" in off
 
 
 def test_a_data_failure_exits_1_even_when_the_timings_are_missed(

@@ -81,10 +81,10 @@ def test_small_fixture_meets_every_expectation_and_writes_data_docs(
 
     text = format_report(report)
     assert report.success, text
-    assert len(report.checks) == 24
+    assert len(report.checks) == 25
     assert report.check("etf_groups").observed == "3"
     assert report.check("legacy_parity").observed == "0"
-    assert "Result: PASS (24 of 24 expectations met)" in text
+    assert "Result: PASS (25 of 25 expectations met)" in text
     assert "import great_expectations" in text and "checkpoint run" in text
     # Data Docs: a local HTML site whose index lists the four suites and their (passing) results.
     index = (docs / "index.html").read_text(encoding="utf-8")

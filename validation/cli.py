@@ -752,6 +752,64 @@ def cmd_retirement(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_shadow(args: argparse.Namespace) -> int:
+    """Shadow reads (validation/shadow.py): 0 when every difference is explained, 1 when one
+    is not, 2 on an error, 4 for a missing privilege."""
+    import json
+
+    from validation import shadow
+    from validation.privileges import require_select
+
+    json_path = writable_file(args.json, "--json") if args.json else None
+    settings = resolve_settings(start_embedded=False)
+    tables = locate_tables(args, settings)
+    with connect(settings) as conn:
+        compat = shadow.compat_of(tables, conn.info.dbname)
+        require_select(
+            conn,
+            [tables.groups, tables.memberships, tables.exceptions, tables.cache, compat],
+            legacy=tables.cache,
+        )
+        from psycopg import sql
+
+        missing = [
+            str(relation)
+            for relation in (tables.groups, tables.memberships, tables.exceptions, tables.cache,
+                             compat)
+            if conn.execute(
+                "select to_regclass(%s)",
+                (sql.Identifier(relation.schema, relation.name).as_string(conn),),
+            ).fetchone() == (None,)
+        ]  # fmt: skip
+        if missing:
+            raise UserFacingError(
+                f"{', '.join(missing)} not found{_looked_in(tables, settings)}; run "
+                f"{harness_command()} build --target {args.target} first (it creates the "
+                "compatibility relation), or name the schemas with --schema / --source-schema."
+            )
+        started = time.perf_counter()
+        report = shadow.run_shadow(conn, tables, sample=args.sample)
+    for line in report.lines():
+        _say(line)
+    if json_path is not None:
+        try:
+            json_path.write_text(json.dumps(report.as_dict(), indent=2) + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise UserFacingError(
+                f"The shadow reads ran (exit {report.exit_code}) but the JSON could not be "
+                f"written to {json_path} ({exc.strerror}); rerun with --json naming a writable "
+                "file."
+            ) from exc
+        _say(f"differences as JSON: {json_path}")
+    verdict = (
+        "no unexplained difference"
+        if not report.exit_code
+        else (f"{len(report.unexplained):,} unexplained differences")
+    )
+    _say(f"{verdict} ({time.perf_counter() - started:.1f} s)")
+    return report.exit_code
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from validation.bench import format_summary, parse_scales, run_benchmark
 
@@ -802,6 +860,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "restore": cmd_restore,
     "rollback": cmd_rollback,
     "retirement": cmd_retirement,
+    "shadow": cmd_shadow,
     "bench": cmd_bench,
     "bench-environments": cmd_bench_environments,
     "demo": cmd_demo,

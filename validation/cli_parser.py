@@ -190,6 +190,25 @@ def build_parser() -> argparse.ArgumentParser:
     retirement.add_argument("--target", choices=TARGET_NAMES, default="default")
     _table_options(retirement)
 
+    shadow = commands.add_parser(
+        "shadow",
+        help="replay the application's reads (an ETF's holdings, a theme, a universe, a "
+        "sector's members, a symbol's groups, the compatibility relation) against the legacy "
+        "JSON and the new tables; exit 1 on a difference no exception explains",
+    )
+    shadow.add_argument("--target", choices=TARGET_NAMES, default="default")
+    _table_options(shadow)
+    shadow.add_argument(
+        "--sample",
+        type=_positive_int,
+        metavar="N",
+        help="read N entries of each cache type (the same N on every run) instead of all; the "
+        "compatibility relation's round trip still reads every entry",
+    )
+    shadow.add_argument(
+        "--json", metavar="FILE", help="also write every difference as JSON (for CI) to FILE"
+    )
+
     bench = commands.add_parser(
         "bench", help="benchmark builds and query latency at several scales (writes docs/)"
     )

@@ -49,28 +49,78 @@ def _project_environments() -> tuple[str, ...]:
 
 
 ENVIRONMENTS: tuple[str, ...] = _project_environments()
-# The macros that say how legacy text is read (the environment, the cache type, a symbol);
-# plain Jinja, so the harness renders the very macros the models call.
-NORMALISATION_MACROS = PROJECT_ROOT / "macros" / "sql_helpers" / "normalisation.sql"
+# The macros that say how legacy text and values are read (the environment, the cache type,
+# a symbol, a group's name, a member list and its elements, a sector label): plain Jinja, so
+# the harness renders the very macros the models call.  One module, in this order, so that a
+# rule may call another (json_helpers' json_text_at).
+RULE_FILES = tuple(
+    PROJECT_ROOT / "macros" / "sql_helpers" / name
+    for name in ("normalisation.sql", "json_helpers.sql", "legacy_reading.sql")
+)
+NORMALISATION_MACROS = RULE_FILES[0]
 
 
 @functools.cache
-def _rendered_rule(macro: str) -> str:
-    """What the project's macro ``macro`` (NORMALISATION_MACROS) renders to over the
-    placeholder {column}: the same SQL dbt puts in the models."""
+def _rule_module() -> Any:
     import jinja2
 
-    template = NORMALISATION_MACROS.read_text(encoding="utf-8")
+    template = "\n".join(path.read_text(encoding="utf-8") for path in RULE_FILES)
     # SQL, not HTML: escaping would turn the quotes into entities (dbt does not escape either)
     jinja = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)  # noqa: S701
-    module = jinja.from_string(template).module
-    return str(getattr(module, macro)("{column}")).strip()
+    return jinja.from_string(template).module
+
+
+@functools.cache
+def _rendered_rule(macro: str, arity: int) -> str:
+    """What the project's macro ``macro`` (RULE_FILES) renders to over the placeholders
+    {a0}, {a1}, …: the same SQL dbt puts in the models, its own braces escaped for
+    sql.SQL.format.  A rule holds no percent sign (a statement with parameters would read it
+    as one): tests/test_environment_rule.py checks every rule renders without one."""
+    markers = [f"\x00{index}\x00" for index in range(arity)]
+    text = str(getattr(_rule_module(), macro)(*markers)).strip()
+    text = text.replace("{", "{{").replace("}", "}}")
+    for index, marker in enumerate(markers):
+        text = text.replace(marker, f"{{a{index}}}")
+    return text
+
+
+def rule(macro: str, *expressions: sql.Composable) -> sql.Composed:
+    """SQL for the project's macro ``macro`` (RULE_FILES) applied to ``expressions``."""
+    return sql.SQL(_rendered_rule(macro, len(expressions))).format(  # type: ignore[arg-type]
+        **{f"a{index}": expression for index, expression in enumerate(expressions)}
+    )
 
 
 def read_as(macro: str, expression: sql.Composable) -> sql.Composed:
     """SQL for ``expression`` read by the project's macro ``macro`` of NORMALISATION_MACROS
     (normalised_environment, normalised_cache_type, folded_symbol)."""
-    return sql.SQL(_rendered_rule(macro)).format(column=expression)  # type: ignore[arg-type]
+    return rule(macro, expression)
+
+
+TYPE_MAPPINGS = PROJECT_ROOT / "seeds" / "cache_type_mappings.csv"
+
+
+@functools.cache
+def _type_mapping_rows() -> tuple[tuple[str, ...], ...]:
+    import csv
+
+    with TYPE_MAPPINGS.open(encoding="utf-8", newline="") as handle:
+        reader = csv.reader(handle)
+        header = tuple(next(reader))
+        return (header, *(tuple(row) for row in reader if row))
+
+
+def type_mappings() -> sql.Composed:
+    """The seed cache_type_mappings (the one mapping of cache types to groups, read by the
+    models through ref) as a subquery with its columns, for the harness's statements."""
+    header, *rows = _type_mapping_rows()
+    values = sql.SQL(", ").join(
+        sql.SQL("({})").format(sql.SQL(", ").join(sql.Literal(value) for value in row))
+        for row in rows
+    )
+    return sql.SQL("(select * from (values {}) as seed ({}))").format(
+        values, sql.SQL(", ").join(sql.Identifier(name) for name in header)
+    )
 
 
 def environment_of(column: sql.Composable) -> sql.Composed:

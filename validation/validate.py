@@ -46,6 +46,7 @@ from validation.validate_expectations import (
 from validation.validate_queries import (
     ANALYST_TABLE_QUERIES,
     ANALYST_TABLES,
+    ROUND_TRIP_QUERIES,
     SUITE_QUERIES,
     Relations,
     check_relations_exist,
@@ -250,6 +251,20 @@ def _declare_checks(
                 "stale or partial analyst table fails.",
             ),
         )
+    add(
+        "compat",
+        "compat_round_trip",
+        "compat: values = legacy values",
+        "0 mismatches",
+        rows(
+            "compat_round_trip",
+            f"Every entry of {spec.environment} the migration read is served by the "
+            "compatibility relation (<schema>_compat_<env>.cache_entries): its value without "
+            "its member lists equals the legacy value's, its members in order equal the legacy "
+            "elements minus those migration_exceptions records as errors; every entry left out "
+            "as a whole is listed (docs/design.md §13).",
+        ),
+    )
     for query in (*ANALYST_QUERIES, VALIDATION_TOTAL) if timed else ():
         budget = spec.budgets_ms[query]
         add(
@@ -426,6 +441,11 @@ def _run_checkpoint(
             )
             for mart in ANALYST_TABLES
         },
+        "compat": postgres.add_table_asset(
+            "compat",
+            table_name=gx_name(relations.compat.name),
+            schema_name=gx_name(relations.compat.schema),
+        ),
         "query_timings": context.data_sources.add_pandas("timings").add_csv_asset(
             "query_timings", filepath_or_buffer=timings_csv
         ),
@@ -501,7 +521,7 @@ def run_validation(
             conn,
             [relations.groups, relations.memberships, relations.exceptions, relations.cache,
              relations.ledger_groups, relations.ledger_memberships,
-             *(getattr(relations, name) for name in ANALYST_TABLES)],
+             *(getattr(relations, name) for name in ANALYST_TABLES), relations.compat],
             legacy=relations.cache,
         )  # fmt: skip
         check_relations_exist(conn, relations, target, tables)
@@ -513,7 +533,7 @@ def run_validation(
         timing_seconds = time.perf_counter() - started
         gx_queries = {
             q.name: statement_for_gx(q, relations, environment, conn)
-            for q in (*SUITE_QUERIES, *ANALYST_TABLE_QUERIES)
+            for q in (*SUITE_QUERIES, *ANALYST_TABLE_QUERIES, *ROUND_TRIP_QUERIES)
         }
     frame = timings_frame(timings, spec)
     docs_dir = docs_dir.resolve()

@@ -22,6 +22,7 @@ from validation.timings import (
     measure,
     measure_within,
 )
+from validation.validate_compat import COMPAT_ROUND_TRIP_SQL, compat_relation, legacy_rules
 from validation.validate_expectations import VALIDATION_TOTAL, ExpectationsFile
 
 if TYPE_CHECKING:
@@ -45,6 +46,8 @@ class Relations:
     group_summary: Relation
     etf_overlap: Relation
     group_holdings: Relation
+    # the compatibility relation (validation/validate_compat.py); None: not located
+    compat: Relation | None = None
 
 
 ANALYST_TABLES = ("symbol_memberships", "group_summary", "etf_overlap", "group_holdings")
@@ -66,6 +69,7 @@ def relations_of(tables: targets.Tables, database: str) -> Relations:
         Relation(database, tables.groups.schema, LEDGER_GROUPS),
         Relation(database, tables.groups.schema, LEDGER_MEMBERSHIPS),
         *(Relation(database, tables.groups.schema, name) for name in ANALYST_TABLES),
+        compat=compat_relation(database, tables.groups.schema, tables.target),
     )
 
 
@@ -73,7 +77,9 @@ def check_relations_exist(
     conn: psycopg.Connection[Any], relations: Relations, target: str, tables: targets.Tables
 ) -> None:
     database = relations.groups.database
-    for key in ("groups", "memberships", "exceptions", "cache", "ledger_groups", *ANALYST_TABLES):
+    compat = ("compat",) if relations.compat else ()
+    for key in ("groups", "memberships", "exceptions", "cache", "ledger_groups", *ANALYST_TABLES,
+                *compat):  # fmt: skip
         relation: Relation = getattr(relations, key)
         row = conn.execute(
             "select to_regclass(%s)", (relation.identifier().as_string(conn),)
@@ -518,6 +524,11 @@ ANALYST_TABLE_QUERIES: tuple[SuiteQuery, ...] = (
     SuiteQuery("group_holdings_match", GROUP_HOLDINGS_SQL, "group_holdings"),
 )
 
+# The round trip (docs/design.md §13): the compatibility relation against the legacy cache.
+ROUND_TRIP_QUERIES: tuple[SuiteQuery, ...] = (
+    SuiteQuery("compat_round_trip", COMPAT_ROUND_TRIP_SQL, "compat"),
+)
+
 
 def _names(relations: Relations) -> dict[str, sql.Composable]:
     return {
@@ -528,10 +539,12 @@ def _names(relations: Relations) -> dict[str, sql.Composable]:
         "ledger_groups": relations.ledger_groups.identifier(),
         "ledger_memberships": relations.ledger_memberships.identifier(),
         **{name: getattr(relations, name).identifier() for name in ANALYST_TABLES},
+        **({"compat": relations.compat.identifier()} if relations.compat else {}),
         # the legacy text read as the models read it (macros/sql_helpers/normalisation.sql)
         "legacy_environment": targets.environment_of(sql.Identifier("c", "environment")),
         "legacy_type": targets.read_as("normalised_cache_type", sql.Identifier("c", "type")),
         "legacy_symbol": targets.read_as("folded_symbol", sql.Identifier("listed_text", "symbol")),
+        **legacy_rules(),
     }
 
 

@@ -74,12 +74,8 @@ mapped_entries as (
         cache_type_mappings.mapping_checksum,
         cache_type_mappings.group_type,
         cache_type_mappings.member_source,
-        case
-            when coalesce(cache_type_mappings.name_prefix, '') = '' then entries_to_read.entry_key
-            when starts_with(entries_to_read.entry_key, cache_type_mappings.name_prefix)
-                then entries_to_read.entry_key
-            else cache_type_mappings.name_prefix || entries_to_read.entry_key
-        end as group_name,
+        {{ group_name_of('entries_to_read.entry_key', 'cache_type_mappings.name_prefix') }}
+            as group_name,
         case cache_type_mappings.description_source
             when 'entry_name' then entries_to_read.entry_name
             when 'value_description'

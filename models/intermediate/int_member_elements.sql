@@ -92,36 +92,11 @@ parsed_list_elements as (
 
     select
         *,
-        case jsonb_typeof(element)
-            when 'string' then element #>> '{}'
-            when 'object' then coalesce(
-                {{ json_text_at('element', 'symbol') }},
-                {{ json_text_at('element', 'ticker') }}
-            )
-        end as raw_symbol,
-        case
-            when jsonb_typeof(element) <> 'object' then null
-            when element ? 'weight'
-                then case
-                    when jsonb_typeof(element -> 'weight') = 'number' then case
-                        when (element ->> 'weight')::numeric between 0 and 1
-                            then round((element ->> 'weight')::numeric, 4)
-                    end
-                end
-            when element ? 'weight_pct' then case
-                when jsonb_typeof(element -> 'weight_pct') = 'number' then case
-                    when (element ->> 'weight_pct')::numeric between 0 and 100
-                        then round((element ->> 'weight_pct')::numeric / 100, 4)
-                end
-            end
-        end as weight,
+        {{ element_symbol_text('element') }} as raw_symbol,
+        {{ element_weight('element') }} as weight,
         jsonb_typeof(element) = 'object' and (element ? 'weight' or element ? 'weight_pct')
             as has_weight,
-        case
-            when jsonb_typeof(element) = 'object'
-                then element - 'symbol' - 'ticker' - 'weight' - 'weight_pct'
-            else '{}'::jsonb
-        end as element_attributes
+        {{ element_attributes('element') }} as element_attributes
 
     from list_elements
 

@@ -210,15 +210,12 @@ sector_matches as (
 
     from ranked_stocks
     inner join sector_groups
-        on lower(ranked_stocks.sector_label) in (
-            lower(sector_groups.sector_key),
-            lower(sector_groups.sector_name),
-            lower(replace(sector_groups.sector_key, '_', ' '))
-        )
+        on {{ sector_label_matches(
+            'ranked_stocks.sector_label', 'sector_groups.sector_key', 'sector_groups.sector_name'
+        ) }}
     order by
         ranked_stocks.cache_entry_id asc,
-        (lower(ranked_stocks.sector_label) = lower(sector_groups.sector_key)) desc,
-        sector_groups.sector_key
+        {{ sector_match_order('ranked_stocks.sector_label', 'sector_groups.sector_key') }}
 
 ),
 
