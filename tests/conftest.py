@@ -16,6 +16,7 @@ from typing import Any
 import psycopg
 import pytest
 from psycopg import sql
+from support.company import a_company_set_up_as_the_readme_says  # noqa: F401  (a fixture)
 from support.databases import PROJECT_ROOT, PgServer
 from support.dbt_project import BuiltSample, DbtProject
 

@@ -11,23 +11,14 @@ the history and the migration's rows must be those of the first build."""
 from __future__ import annotations
 
 import re
-import subprocess
-import uuid
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import psycopg
-import pytest
-from psycopg import sql
-from support.databases import PgServer
+from support.company import Company
 from support.equivalence import environment_part
 from support.history import history_as_of, last_run_time, tables_state
 from support.legacy_cache import published
-from support.shell import readme_block, run_command, user_environment
-
-from validation import sample
+from support.shell import readme_block
 
 NAMES = re.compile(r"\b(stocks|migrator|reader)\b")
 
@@ -50,62 +41,6 @@ def readme_blocks() -> dict[str, list[str]]:
         role: [line for line in readme_block(f"journey-{role}", "sh").splitlines() if line.strip()]
         for role in ("migrator", "reader")
     }
-
-
-@dataclass(frozen=True)
-class Company:
-    """A database set up by the README's DBA SQL, and how its people's shells look."""
-
-    database: str
-    names: Mapping[str, str]  # the README's names → this test's
-    settings: Mapping[str, str]  # the admin's PG* settings
-    backups: Path
-    work: Path
-
-    def as_written(self, line: str) -> str:
-        line = NAMES.sub(lambda m: self.names[m[1]], line)
-        return line.replace("backups/", f"{self.backups}/")
-
-    def shell(self, line: str) -> subprocess.CompletedProcess[str]:
-        """One README line in a shell of the migration role, from the checkout."""
-        env = user_environment(
-            {
-                **self.settings,
-                "PGUSER": self.names["migrator"],
-                "DBT_SCHEMA": "public",
-                "DBT_SOURCE_SCHEMA": "legacy",
-                "DBT_READER_ROLE": self.names["reader"],
-            },
-            self.work,
-        )
-        return run_command(
-            ["bash", "-c", "set -o pipefail\n" + self.as_written(line)], env, timeout=900
-        )
-
-
-@pytest.fixture
-def a_company_set_up_as_the_readme_says(
-    pg_server: PgServer, tmp_path: Path
-) -> Iterator[tuple[Company, psycopg.Connection]]:
-    """The sample's PROD entries in legacy.cache_entries of a database of its own, and the
-    README's DBA SQL run once with this company's names."""
-    tag = uuid.uuid4().hex[:8]
-    database = f"t_journey_{tag}"
-    names = {"stocks": database, "migrator": f"migrator_{tag}", "reader": f"reader_{tag}"}
-    settings = pg_server.recreate_database(database)
-    admin = pg_server.connect(database, autocommit=True)
-    admin.execute("create schema legacy")
-    sample.load_sample(admin, schema="legacy", environments=("PROD",))
-    admin.execute(sql.SQL(NAMES.sub(lambda m: names[m[1]], readme_block("dba-sql"))))  # type: ignore[arg-type]
-    (tmp_path / "backups").mkdir()
-    try:
-        yield Company(database, names, settings, tmp_path / "backups", tmp_path), admin
-    finally:
-        admin.close()
-        pg_server.drop_database(database)
-        with pg_server.connect(autocommit=True) as conn:
-            for role in (names["migrator"], names["reader"]):
-                conn.execute(sql.SQL("drop role if exists {}").format(sql.Identifier(role)))
 
 
 def _what_analysts_and_the_history_see(conn: psycopg.Connection) -> dict[str, Any]:

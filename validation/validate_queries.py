@@ -560,11 +560,15 @@ def statement_for_psycopg(query: SuiteQuery, relations: Relations) -> sql.Compos
 def statement_for_gx(
     query: SuiteQuery, relations: Relations, environment: str, conn: psycopg.Connection[Any]
 ) -> str:
-    """The query as GX runs it: {batch} left for GX, the environment a quoted literal."""
+    """The query as GX runs it: {batch} left for GX, the environment a quoted literal, every
+    other brace doubled (GX fills the query with str.format: a JSON path '{}' or a regex
+    quantifier of the project's rules would be read as a placeholder)."""
+    marker = "\x00batch\x00"
     composed = sql.SQL(query.template).format(
-        **_names(relations), batch=sql.SQL("{batch}"), environment=sql.Literal(environment)
+        **_names(relations), batch=sql.SQL(marker), environment=sql.Literal(environment)
     )
-    return composed.as_string(conn).strip()
+    text = composed.as_string(conn).strip().replace("{", "{{").replace("}", "}}")
+    return text.replace(marker, "{batch}")
 
 
 # --- timings ----------------------------------------------------------------------------------

@@ -42,9 +42,10 @@ def run_command(
     )  # fmt: skip
 
 
-def readme_block(marker: str, language: str = "sql") -> str:
-    """The README's code block that follows ``<!-- marker -->``, as a user copies it."""
+def readme_block(marker: str, language: str = "sql", document: Path = README) -> str:
+    """The code block of ``document`` (the README unless named) that follows
+    ``<!-- marker -->``, as a user copies it."""
     pattern = re.compile(rf"<!-- {re.escape(marker)} -->\s*```{language}\n(.*?)```", re.DOTALL)
-    found = pattern.search(README.read_text(encoding="utf-8"))
-    assert found, f"README.md has no <!-- {marker} --> block"
+    found = pattern.search(document.read_text(encoding="utf-8"))
+    assert found, f"{document.name} has no <!-- {marker} --> block"
     return found[1]
