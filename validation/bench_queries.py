@@ -15,16 +15,25 @@ import psycopg
 from psycopg import sql
 
 from validation.bench_method import DBT_SCHEMA, NAIVE_SCHEMA, SOURCE_SCHEMA, Repetitions
+from validation.sample_reference import ETFS
 from validation.targets import ENVIRONMENTS_SQL
 from validation.timings import PACKED_HOLDINGS_SQL, percentile
+from validation.validate_compat import COMPAT_NAME, COMPAT_SCHEMA_SUFFIX
 
 ETF, OTHER_ETF, SYMBOL = "SPY", "VOO", "AAPL"  # present at every scale (the first block)
+ETF_ENTRY_NAME = next(etf.name for etf in ETFS if etf.ticker == ETF)
+# The legacy application's own read of one entry, on the legacy table and on the compatibility
+# relation that serves its shape (docs/cutover.md): the same statement on both.
+LEGACY_ENTRY_SQL = (
+    "select value from {relation} where type = 'etf_holdings' and name = %s and environment = %s"
+)
 
 QUESTIONS: dict[str, str] = {
     "etf_holdings": f"an ETF's holdings ({ETF})",
     "symbol_etfs": f"a symbol's ETFs ({SYMBOL})",
     "sector_counts": "symbols per sector",
     "etf_overlap": f"overlap of two ETFs ({ETF}, {OTHER_ETF})",
+    "legacy_entry": f"one entry's value by type, name and environment ({ETF}'s holdings entry)",
 }
 LAYOUTS: dict[str, str] = {
     "spec_sql": "relational: the spec's SQL on the tables as the models leave them",
@@ -35,6 +44,7 @@ LAYOUTS: dict[str, str] = {
     ),
     "jsonb": "legacy JSONB on cache_entries",
     "jsonb_stock_metadata": "legacy JSONB via stock_metadata.member_of_etfs",
+    "compat": "the compatibility relation (<schema>_compat_<env>.cache_entries)",
 }
 
 
@@ -186,6 +196,16 @@ def benchmark_queries(environment: str) -> list[BenchQuery]:
                 " where type = 'etf_holdings' and key = %s and environment = %s) as shared",
             ),
             (ETF, env, OTHER_ETF, env),
+        ),
+        BenchQuery("legacy_entry", "jsonb", on(cache, LEGACY_ENTRY_SQL), (ETF_ENTRY_NAME, env)),
+        BenchQuery(
+            "legacy_entry",
+            "compat",
+            on(
+                sql.Identifier(f"{DBT_SCHEMA}_{COMPAT_SCHEMA_SUFFIX}_{env.lower()}", COMPAT_NAME),
+                LEGACY_ENTRY_SQL,
+            ),
+            (ETF_ENTRY_NAME, env),
         ),
     ]
     return queries

@@ -376,6 +376,7 @@ _CHART_SERIES = (
     ("analyst_model", "analyst models", "tab:green", "^-"),
     ("jsonb", "legacy JSONB", "tab:red", "D-"),
     ("jsonb_stock_metadata", "legacy JSONB via stock_metadata", "tab:orange", "v--"),
+    ("compat", "compatibility relation", "tab:purple", "x-"),
 )
 
 
@@ -388,8 +389,11 @@ def render_chart(report: Mapping[str, Any], path: Path) -> None:
     from matplotlib import ticker
 
     scales = report["scales"]
-    figure, axes = plt.subplots(2, 2, figsize=(11, 8), constrained_layout=True)
-    for axis, (question, title) in zip(axes.flat, QUESTIONS.items(), strict=True):
+    rows = -(-len(QUESTIONS) // 2)
+    figure, axes = plt.subplots(rows, 2, figsize=(11, 4 * rows), constrained_layout=True)
+    for axis in axes.flat[len(QUESTIONS) :]:
+        axis.set_visible(False)
+    for axis, (question, title) in zip(axes.flat, QUESTIONS.items(), strict=False):
         for layout, label, colour, style in _CHART_SERIES:
             points = [
                 (entry["scale"], timing["p50_ms"])

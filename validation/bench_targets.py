@@ -114,6 +114,26 @@ def evaluate_targets(scales: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]
             packed_at_most_blob,
         )
 
+    def compat_within_2x(entry: Mapping[str, Any]) -> tuple[bool | None, str]:
+        compat = timing_of(entry, "legacy_entry", "compat")
+        legacy = timing_of(entry, "legacy_entry", "jsonb")
+        if compat is None or legacy is None:
+            return None, "the compatibility relation or cache_entries not measured in this run"
+        ratio = compat["p50_ms"] / legacy["p50_ms"]
+        return ratio <= 2, (
+            f"{_times(ratio)} cache_entries' time ({compat['p50_ms']:.3g} ms vs "
+            f"{legacy['p50_ms']:.3g} ms, p50, same run)"
+        )
+
+    # issue 31: the legacy application's own read, served by the compatibility relation
+    for scale in sorted({1, 10, 100} | set(by_scale)):
+        add(
+            f"one legacy entry from the compatibility relation at scale {scale}: within 2x of"
+            " cache_entries",
+            scale,
+            compat_within_2x,
+        )
+
     for question, budget in (("etf_holdings", 5.0), ("symbol_etfs", 5.0), ("sector_counts", 20.0)):
 
         def within(
