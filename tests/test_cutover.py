@@ -112,14 +112,22 @@ def test_a_mismatch_seeded_into_the_tables_is_reported_with_its_entry(
         assert ("etf", "SPY", "AAPL") in unexplained and ("symbol", "SPY", "AAPL") in unexplained
         assert ("etf", "XLE", "XOM") in unexplained
         assert "UNEXPLAINED etf: etf_holdings 'SPY' (group ETF SPY) symbol AAPL" in out
-        # the compatibility relation, rebuilt from the tables, no longer gives SPY back
-        result = project.build(
-            args=("--select", "cache_entries_compat", ROUND_TRIP_TEST), expect_success=False
-        )
+        # A build keeps the compatibility relation as the migration's changes left it: a hand
+        # edit is none (the next build of the tables puts the rows back), so it still gives
+        # the legacy values back.
+        result = project.build(args=("--select", "cache_entries_compat", ROUND_TRIP_TEST))
+        assert dbt_test_statuses(result)[ROUND_TRIP_TEST] == "pass"
+        # a mismatch seeded into the compatibility relation itself: SPY's first holding gone
+        with project.connect() as conn:
+            conn.execute(
+                "update public_compat_default.cache_entries set value = value #- '{holdings,0}'"
+                " where type = 'etf_holdings' and key = 'SPY'"
+            )
+        result = project.build(args=("--select", ROUND_TRIP_TEST), expect_success=False)
         assert dbt_test_statuses(result)[ROUND_TRIP_TEST] == "fail"
         with project.connect() as conn:
             problems = round_trip_problems(conn, "DEFAULT")
-        assert any(p.startswith("etf_holdings 'SPY'") and "AAPL" in p for p in problems), problems
+        assert any(p.startswith("etf_holdings 'SPY'") for p in problems), problems
         code, report, out = _shadow(project.settings, tmp_path)
         assert ("compat", "SPY") in {
             (d["form"], d["entry_key"]) for d in report["differences"] if not d["explained"]

@@ -278,6 +278,13 @@ def test_views_others_built_on_the_migration_s_views_survive_its_builds(
         ).format(sql.Identifier(ops))
     )
     entries_before = conn.execute("select * from public.entries_per_type order by 1").fetchall()
+    # a legacy reader's view on the compatibility relation (a table the migration keeps in
+    # place: it is never rebuilt, so what depends on it stays, --full-refresh included)
+    conn.execute(
+        "create view public.legacy_reader_etfs as select key, value"
+        " from public_compat_default.cache_entries where type = 'etf_holdings'"
+    )
+    etfs_before = conn.execute("select * from public.legacy_reader_etfs order by 1").fetchall()
 
     _build(dbt_project)
     _build(dbt_project)
@@ -291,3 +298,6 @@ def test_views_others_built_on_the_migration_s_views_survive_its_builds(
         entries_before
     )
     assert conn.execute("select count(*) >= 0 from public.backlog_watch").fetchone() == (True,)
+    assert etfs_before and (
+        conn.execute("select * from public.legacy_reader_etfs order by 1").fetchall() == etfs_before
+    )

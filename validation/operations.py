@@ -24,6 +24,9 @@ from validation.errors import UserFacingError
 BACKUP_DIR = PROJECT_ROOT / "backups"
 MARTS_LOCK = targets.MARTS_LOCK
 ANALYST_TABLES = ("symbol_memberships", "group_summary", "etf_overlap", "group_holdings")
+# Every model kept from the change log past a watermark (macros/incremental/analytics.sql): the
+# analyst tables and the compatibility relation (cache_entries in <schema>_compat_<env>).
+RECOMPUTED_FROM_CHANGE_LOG = (*ANALYST_TABLES, "cache_entries")
 # A rollback closes their open periods at its own time instead of deleting them: the history
 # then says the environment's groups and memberships ended there (docs/design.md §9).
 HISTORY_TABLES = ("group_membership_history", "definition_group_history")
@@ -701,16 +704,17 @@ def _ids(conn: psycopg.Connection, snapshot: str) -> frozenset[int]:
 
 
 def _reset_analyst_watermarks(conn: psycopg.Connection, schema: str, environment: str) -> int:
-    """The analyst models' watermarks of the environment go: their next build recomputes all
-    of the environment's rows (macros/incremental/analytics.sql, analytics_rebuilds_environment)
-    instead of applying only the change log, which knows nothing of a restore or a rollback."""
+    """The analyst models' and the compatibility relation's watermarks of the environment go:
+    their next build recomputes all of the environment's rows (macros/incremental/analytics.sql,
+    analytics_rebuilds_environment) instead of applying only the change log, which knows
+    nothing of a restore or a rollback."""
     if not ledger.relation_exists(conn, schema, "migration_watermarks"):
         return 0
     return conn.execute(
         sql.SQL(
             "delete from {} where environment = %s and split_part(consumer, '@', 1) = any(%s)"
         ).format(sql.Identifier(schema, "migration_watermarks")),
-        (environment, list(ANALYST_TABLES)),
+        (environment, list(RECOMPUTED_FROM_CHANGE_LOG)),
     ).rowcount
 
 

@@ -113,3 +113,27 @@
     end
     $grants$
 {% endmacro %}
+
+
+{% macro delete_stale_compat_rows() %}
+    {#-
+        Pre-hook of the compatibility relation: delete the rows this run recomputes (the
+        model appends every migrated group without a row): those of the groups the change
+        log names since the watermark, or that are gone, every row with exceptions or left
+        out (their reasons are recomputed each run), or all when it rebuilds.
+    -#}
+    {%- if not is_incremental() -%}
+        select 1 /* first build */
+    {%- elif analytics_rebuilds_environment() -%}
+        delete from {{ this }}
+    {%- else -%}
+        delete from {{ this }} as served
+        where
+            served.migration_status <> 'migrated'
+            or served.group_id in ({{ changed_group_ids_sql() }})
+            or not exists (
+                select from {{ ref('definition_groups') }} as definition_groups
+                where definition_groups.id = served.group_id
+            )
+    {%- endif -%}
+{% endmacro %}

@@ -19,11 +19,15 @@
     The migration's rows only (its ledger, docs/design.md §10): another writer's group or
     membership is not part of any entry.
 
-    A table (dbt_project.yml), rebuilt by every build from the tables as that build left
-    them, with indexes on (type, key, environment) and (type, name, environment): a lookup
+    A table with indexes on (type, key, environment) and (type, name, environment): a lookup
     of one entry is an index probe, as in the legacy table (measured at scale 10: 0.05 ms for
-    XLE, 2 ms for VTI, both sides; as a view it was 2.8 ms and 105 ms).  The members are
-    read per group (lateral) all the same, so the query stays cheap if it is ever a view.
+    XLE, 2 ms for VTI, both sides; as a view it was 2.8 ms and 105 ms).  Kept like the
+    analyst tables (dbt_project.yml, macros/incremental/analytics.sql): a build recomputes
+    only the entries whose group the change log names since its watermark, the entries with
+    exceptions and those left out (the pre-hook, delete_stale_compat_rows, deletes them; this
+    model appends every migrated group that then has no row), and all of them after a
+    restore or a rollback (no watermark).  The table is never dropped, so a reader's view on
+    it and its grants stay.  The members are read per group (lateral).
 -#}
 {%- set environment = migration_environment() -%}
 {%- if execute and this.schema == var('source_schema', env_var('DBT_SOURCE_SCHEMA', 'public')) -%}
@@ -34,6 +38,7 @@
     ) }}
 {%- endif -%}
 {{ config(alias='cache_entries') }}
+{%- set rebuild = analytics_rebuilds_environment() -%}
 {%- set forms = [none, 'symbol', 'ticker'] -%}
 {#- members in their original order: metadata.position, then the symbol -#}
 {%- set member_order -%}
@@ -85,7 +90,14 @@ migrated_groups as (
         on definition_groups.id = ledger_groups.group_id
     inner join cache_type_mappings
         on ledger_groups.source_type = cache_type_mappings.cache_type
-    where definition_groups.environment = '{{ environment }}'
+    where
+        definition_groups.environment = '{{ environment }}'
+    {%- if not rebuild %}
+        -- the groups whose row the pre-hook deleted, or that are new
+        and not exists (
+            select from {{ this }} as served where served.group_id = definition_groups.id
+        )
+    {%- endif %}
 
 ),
 
