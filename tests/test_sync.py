@@ -30,6 +30,7 @@ from validation import server
 
 IN_PROGRESS = "Another run of environment DEFAULT is in progress"
 SETTLED = re.compile(r"DEFAULT nothing changed since run \d+$")
+MARTS_LOCK_SQL = "select pg_advisory_lock(hashtext('sprint59_migration.marts'))"
 HOLDER_SQL = """
 select invocation_id from public.migration_run_claims
 where environment = 'DEFAULT' and finished_at is null
@@ -46,6 +47,12 @@ class Watched:
     conn: psycopg.Connection
     cache: LegacyCache
     project: DbtProject
+    blocker: psycopg.Connection | None = None  # holds the marts' advisory lock
+
+    def release(self) -> None:
+        if self.blocker is not None:
+            self.blocker.close()  # ends its session, which releases the lock
+            self.blocker = None
 
     def reconnect(self) -> None:
         self.conn = self.project.connect()
@@ -101,17 +108,33 @@ def cache_being_synced(dbt_project: DbtProject, tmp_path: Path) -> Iterator[Watc
 
 
 @pytest.fixture
-def sync_in_its_first_run(dbt_project: DbtProject, tmp_path: Path) -> Iterator[Watched]:
-    """sync started on a cache never built, caught while its first run holds the claim."""
+def sync_held_in_its_first_run(dbt_project: DbtProject, tmp_path: Path) -> Iterator[Watched]:
+    """sync started on a cache never built, its first run holding the claim of DEFAULT and
+    held at the marts' advisory lock, which the test took first (as
+    tests/test_interrupted_runs.py does): the run is surely in progress until
+    ``Watched.release()``."""
     conn = dbt_project.connect()
     cache = small_cache(LegacyCache(conn).create(), "DEFAULT")
+    blocker = dbt_project.connect()
+    blocker.execute(MARTS_LOCK_SQL)
     sync = start_sync(dbt_project.settings, _seeded_work(dbt_project, tmp_path))
+    watched = Watched(sync, conn, cache, dbt_project, blocker)
     try:
         sync.wait_until(lambda: _claim_holder(conn), "sync's first run claiming DEFAULT")
-        yield Watched(sync, conn, cache, dbt_project)
+        sync.wait_until(lambda: _waiting_for_the_marts(conn), "sync's run at the marts' lock")
+        yield watched
     finally:
+        watched.release()
         sync.kill()
         conn.close()
+
+
+def _waiting_for_the_marts(conn: psycopg.Connection) -> bool:
+    row = conn.execute(
+        "select count(*) from pg_locks where locktype = 'advisory' and not granted"
+        " and database = (select oid from pg_database where datname = current_database())"
+    ).fetchone()
+    return bool(row and row[0])
 
 
 def test_a_committed_change_appears_in_group_memberships_while_sync_runs(
@@ -167,11 +190,15 @@ def test_a_server_restart_mid_watch_is_survived(
     assert "Traceback" not in watched.sync.output, watched.sync.output
 
 
-def test_sigterm_during_a_run_stops_sync_after_that_run(sync_in_its_first_run: Watched) -> None:
-    watched = sync_in_its_first_run
+def test_sigterm_during_a_run_stops_sync_after_that_run(
+    sync_held_in_its_first_run: Watched,
+) -> None:
+    watched = sync_held_in_its_first_run
     holder = _claim_holder(watched.conn)
 
-    code = watched.sync.stop(signal.SIGTERM)
+    watched.sync.process.send_signal(signal.SIGTERM)
+    watched.release()  # the run goes on, and ends
+    code = watched.sync.wait()
 
     assert code == 0, watched.sync.output
     passes = watched.sync.pass_lines()
@@ -184,12 +211,12 @@ def test_sigterm_during_a_run_stops_sync_after_that_run(sync_in_its_first_run: W
 
 
 def test_a_plain_dbt_build_beside_a_sync_run_stops_before_changing_anything(
-    sync_in_its_first_run: Watched, tmp_path: Path
+    sync_held_in_its_first_run: Watched, tmp_path: Path
 ) -> None:
     """The run claim (macros/run_claim/): a plain ``dbt build`` of the environment that
     starts while sync's run holds it does not run over it; it stops at once, changing
     nothing, and gets its turn when run again after sync's run."""
-    watched = sync_in_its_first_run
+    watched = sync_held_in_its_first_run
     dbt = str(Path(sys.executable).parent / "dbt")
     command = [dbt, "build", "--target", "default", "--exclude", "resource_type:unit_test"]
     command += ["--profiles-dir", str(watched.project.work_dir)]
@@ -207,6 +234,7 @@ def test_a_plain_dbt_build_beside_a_sync_run_stops_before_changing_anything(
 
     assert beside.returncode != 0, beside.stdout[-3000:]
     assert IN_PROGRESS in beside.stdout and "stopped before changing anything" in beside.stdout
+    watched.release()
     watched.sync.wait_for_line(SETTLED)
     assert watched.sync.stop(signal.SIGTERM) == 0, watched.sync.output
     built = [line for line in watched.sync.pass_lines() if " built run " in line]

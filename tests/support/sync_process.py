@@ -29,6 +29,7 @@ PASS_LINE = re.compile(
 class SyncProcess:
     process: subprocess.Popen[str]
     lines: list[str] = field(default_factory=list)
+    reader: threading.Thread | None = None
 
     def _read(self) -> None:
         assert self.process.stdout is not None
@@ -80,9 +81,14 @@ class SyncProcess:
         raise AssertionError(f"no {what} within {timeout:.0f} s; sync said:\n{self.output}")
 
     def stop(self, signum: int = signal.SIGTERM, timeout: float = 600) -> int:
+        """Send ``signum``; its exit code once it ended (its output all read)."""
         self.process.send_signal(signum)
+        return self.wait(timeout)
+
+    def wait(self, timeout: float = 600) -> int:
         code = self.process.wait(timeout=timeout)
-        time.sleep(0.2)
+        if self.reader is not None:
+            self.reader.join(timeout=30)
         return code
 
     def kill(self) -> None:
@@ -105,5 +111,6 @@ def start_sync(settings: Mapping[str, str], work: Path, *options: str) -> SyncPr
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     sync = SyncProcess(process)
-    threading.Thread(target=sync._read, daemon=True).start()
+    sync.reader = threading.Thread(target=sync._read, daemon=True)
+    sync.reader.start()
     return sync
