@@ -28,6 +28,7 @@ from support.sync_process import PASS_LINE, SyncProcess, start_sync
 
 from validation import server
 
+OPERATIONS_DOC = PROJECT_ROOT / "docs" / "operations.md"
 IN_PROGRESS = "Another run of environment DEFAULT is in progress"
 SETTLED = re.compile(r"DEFAULT nothing changed since run \d+$")
 MARTS_LOCK_SQL = "select pg_advisory_lock(hashtext('sprint59_migration.marts'))"
@@ -243,3 +244,38 @@ def test_a_plain_dbt_build_beside_a_sync_run_stops_before_changing_anything(
     again = plain_build()
     assert again.returncode == 0, again.stdout[-3000:]
     assert _runs(watched.conn) == len(built) + 1
+
+
+def _documented_trigger(schema: str) -> str:
+    """The opt-in trigger of docs/operations.md, as a DBA copies it, for ``schema``."""
+    text = OPERATIONS_DOC.read_text(encoding="utf-8")
+    found = re.search(r"<!-- sync-notify-trigger -->\s*```sql\n(.*?)```", text, re.DOTALL)
+    assert found, "docs/operations.md has no <!-- sync-notify-trigger --> block"
+    return found[1].replace("legacy.", f"{schema}.")
+
+
+def test_with_the_documented_trigger_a_notify_wakes_sync_before_its_interval(
+    dbt_project: DbtProject, tmp_path: Path
+) -> None:
+    """``--listen``: the DBA's opt-in trigger (never installed by the project) sends a NOTIFY
+    on every committed change to cache_entries; sync, polling only once an hour here, wakes
+    at once and builds.  (Its first run changes the tables; the confirming run and the
+    change's run are both woken by the change.)"""
+    with dbt_project.connect() as conn:
+        cache = small_cache(LegacyCache(conn).create(), "DEFAULT")
+        conn.execute(_documented_trigger("public"))
+        work = _seeded_work(dbt_project, tmp_path)
+        sync = start_sync(
+            dbt_project.settings, work, "--interval", "3600", "--listen", "sprint59_cache_entries"
+        )
+        try:
+            sync.wait_for_line(" DEFAULT built run 1 in ")
+            assert "woken at once by NOTIFY on channel sprint59_cache_entries" in sync.lines[0]
+
+            cache.update("etf_holdings", "SPY", SPY)
+
+            sync.wait_until(lambda: _membership_of(conn, "AMD"), "AMD in SPY")
+            assert sync.stop(signal.SIGTERM) == 0, sync.output
+        finally:
+            sync.kill()
+    assert "Traceback" not in sync.output

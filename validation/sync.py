@@ -270,6 +270,8 @@ def run(
                 for inputs in watched:
                     line = sync_pass(watch, warm, inputs, interval, say)
                     say(f"{_now()} {inputs.environment} {line}")
+                    if len(stop.received) > 1:  # dbt caught the abort and reported a failure
+                        raise KeyboardInterrupt
                     if stop.requested:
                         break
                 watch.wait(interval, stop)
