@@ -269,9 +269,9 @@ def run(
             while not stop.requested:
                 for inputs in watched:
                     line = sync_pass(watch, warm, inputs, interval, say)
-                    say(f"{_now()} {inputs.environment} {line}")
-                    if len(stop.received) > 1:  # dbt caught the abort and reported a failure
+                    if len(stop.received) > 1:  # dbt caught the abort as a failed run
                         raise KeyboardInterrupt
+                    say(f"{_now()} {inputs.environment} {line}")
                     if stop.requested:
                         break
                 watch.wait(interval, stop)
