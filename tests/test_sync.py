@@ -279,3 +279,15 @@ def test_with_the_documented_trigger_a_notify_wakes_sync_before_its_interval(
         finally:
             sync.kill()
     assert "Traceback" not in sync.output
+
+
+def test_sync_refuses_full_refresh_in_one_sentence_before_connecting(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """--full-refresh would rebuild on every pass: refused, saying what to run instead."""
+    from validation.cli import main
+
+    assert main(["sync", "--target", "default", "--full-refresh"]) == 2
+    error = capsys.readouterr().err
+    assert "sprint59 build --full-refresh' once, then start sync without it" in error
+    assert "Traceback" not in error

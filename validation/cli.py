@@ -198,8 +198,9 @@ def cmd_sync(args: argparse.Namespace) -> int:
     """Stay up and keep the tables in sync: validation/sync.py."""
     from validation import sync
 
-    settings = resolve_settings(start_embedded=False)
     chosen = targets.parse_targets(args.target)
+    sync.watched_inputs(chosen, args.dbt_args)  # what it refuses, it refuses before connecting
+    settings = resolve_settings(start_embedded=False)
     return sync.run(
         settings, chosen, interval=args.interval, listen=args.listen, dbt_args=args.dbt_args,
         say=_say,
