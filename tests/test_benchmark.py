@@ -106,7 +106,15 @@ def test_benchmark_at_scale_1_writes_json_markdown_and_chart(
     assert as_of["etf_holdings_as_of"]["answer_size"] > 0
     assert as_of["symbol_groups_as_of"]["answer_size"] > 0
 
-    assert len(report["targets"]) == 17  # the packed row's target at scales 1, 10 and 100
+    # issue 30: the warm runner (sprint59 sync) -- its 1 %-change runs, and the latency from a
+    # committed change to the change visible, over at least 20 changes
+    warm = entry["sync"]
+    assert len(warm["warm_1pct_runs_seconds"]) >= 1 and warm["warm_1pct_seconds"] > 0
+    assert warm["latency_changes"] == len(warm["latency_s"]) >= 20
+    assert warm["latency_p95_s"] >= warm["latency_p50_s"] > 0
+
+    # the packed row's target at scales 1, 10 and 100; the warm runner's four at 1 and 100
+    assert len(report["targets"]) == 21
     (packed,) = [t for t in report["targets"] if t["scale"] == 1 and "packed row" in t["target"]]
     assert "packed" in packed["measured"] and "JSONB" in packed["measured"]
     evaluated = [t for t in report["targets"] if t["scale"] == 1]

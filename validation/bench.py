@@ -86,6 +86,7 @@ from validation.bench_report import (
     render_chart,
     render_markdown,
 )
+from validation.bench_sync import measure_sync
 from validation.bench_targets import evaluate_targets
 from validation.connection import PROJECT_ROOT, connect, describe
 from validation.errors import UserFacingError
@@ -279,6 +280,9 @@ def _measure_scale(
         build["incremental_1pct"] = median_run(changed_runs)
         say(f"{runs_line(build['incremental_1pct'])}; {changed:,} entries changed each time")
 
+        say("the warm runner (sprint59 sync): 1 %-change runs and commit → visible latency …")
+        warm = measure_sync(settings, conn, workspace, runs=runs, say=say)
+
         series = None
         if history:
             say(
@@ -319,6 +323,7 @@ def _measure_scale(
         },
         "rows": rows,
         "build": build,
+        "sync": warm,
         "memory": {
             step: {"peak_rss_mib": value.get("peak_rss_mib"), "what": value.get("memory_of")}
             for step, value in build.items()

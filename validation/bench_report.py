@@ -198,6 +198,7 @@ def render_markdown(report: Mapping[str, Any], *, chart_name: str = CHART_NAME) 
                 f"{100 * value['wall_seconds'] / full:.0f} % | "
                 f"{'not measured (server)' if rss is None else f'{rss:.0f}'} |"
             )
+    out += _sync_rows(scales)
     out += ["", "The SQL floor against the models' output (same groups and memberships?):", ""]
     out += ["| scale | groups (models / floor) | memberships (models / floor) | only in models "
             "| only in floor |", "|---:|---|---|---:|---:|"]  # fmt: skip
@@ -285,6 +286,34 @@ def render_markdown(report: Mapping[str, Any], *, chart_name: str = CHART_NAME) 
         "",
     ]
     return "\n".join(out)
+
+
+def _sync_rows(scales: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The warm runner (sprint59 sync, bench_sync.py) beside the cold 1 %-changed dbt run."""
+    measured = [entry for entry in scales if entry.get("sync")]
+    if not measured:
+        return []
+    out = [
+        "",
+        "The warm runner (`sprint59 sync`: dbt kept loaded, one parsed manifest; its build "
+        "without tests, the work of the cold `dbt run`), and the latency from a committed "
+        "change to the change visible in `group_memberships` (one new holding, made once sync "
+        "had settled):",
+        "",
+        "| scale | 1 %-change run through sync (s) | cold `dbt run` (s) | ratio "
+        "| latency p50 (s) | latency p95 (s) | changes |",
+        "|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    for entry in measured:
+        warm, cold = entry["sync"], entry["build"]["incremental_1pct"]["wall_seconds"]
+        runs = " / ".join(f"{r:.1f}" for r in warm["warm_1pct_runs_seconds"])
+        out.append(
+            f"| {entry['scale']} | {warm['warm_1pct_seconds']:.1f} (median of {runs}) | "
+            f"{cold:.1f} | {warm['warm_1pct_seconds'] / cold:.2f}x | "
+            f"{warm['latency_p50_s']:.2f} | {warm['latency_p95_s']:.2f} | "
+            f"{warm['latency_changes']} |"
+        )
+    return out
 
 
 def _build_notes(scales: Sequence[Mapping[str, Any]]) -> list[str]:

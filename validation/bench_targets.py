@@ -170,6 +170,37 @@ def evaluate_targets(scales: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]
         label = "1 %-changed" if step == "incremental_1pct" else "no-change"
         add(f"{label} incremental run ≤ {share:.0%} of the full build", 100, incremental)
 
+    # issue 30: the warm runner (sprint59 sync, bench_sync.py) against the cold dbt run
+    for scale, share in ((1, 1 / 4), (100, 1 / 3)):
+
+        def warm_share(entry: Mapping[str, Any], limit: float = share) -> tuple[bool | None, str]:
+            warm = entry.get("sync")
+            if not warm:
+                return None, "the warm runner was not measured in this run"
+            cold = entry["build"]["incremental_1pct"]["wall_seconds"]
+            took = warm["warm_1pct_seconds"]
+            return took <= limit * cold, (
+                f"{took / cold:.2f}x ({took:.1f} s through sync vs cold dbt run {cold:.1f} s)"
+            )
+
+        add(
+            f"1 %-change run through the warm runner at most {share:.2g} of the cold dbt run's",
+            scale,
+            warm_share,
+        )
+    for scale, budget in ((1, 5.0), (100, 15.0)):
+
+        def latency(entry: Mapping[str, Any], b: float = budget) -> tuple[bool | None, str]:
+            warm = entry.get("sync")
+            if not warm:
+                return None, "the warm runner was not measured in this run"
+            return warm["latency_p95_s"] < b, (
+                f"p95 {warm['latency_p95_s']:.2f} s, p50 {warm['latency_p50_s']:.2f} s over "
+                f"{warm['latency_changes']} changes (budget {b:g} s)"
+            )
+
+        add(f"sync latency commit → visible: p95 under {budget:g} s", scale, latency)
+
     def history_share(entry: Mapping[str, Any]) -> tuple[bool | None, str]:
         series = entry.get("history")
         if not series:

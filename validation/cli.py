@@ -16,25 +16,13 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
 
 from validation import server, targets
 from validation.cli_parser import DEMO_DATABASE, ENVIRONMENTS, build_parser, harness_command
 from validation.connection import PROJECT_ROOT, connect, describe, external_server_configured
 from validation.errors import PermissionProblem, UserFacingError
 
-if TYPE_CHECKING:
-    from validation.fingerprint import BuildInputs, Fingerprint
-
 REPORTS_DIR = PROJECT_ROOT / "reports"
-
-
-class BuildPlan(NamedTuple):
-    """A target's build: its inputs and the fingerprint taken before dbt (None: not known,
-    nothing is recorded after it)."""
-
-    inputs: BuildInputs | None
-    before: Fingerprint | None
 
 
 def _say(message: str) -> None:
@@ -146,18 +134,33 @@ def cmd_load_sample(args: argparse.Namespace) -> int:
 
 def cmd_build(args: argparse.Namespace) -> int:
     """dbt build per target, each skipped before dbt is even imported when nothing it reads
-    changed since its last build that left nothing to do (validation/fingerprint.py)."""
+    changed since its last build that left nothing to do (validation/fingerprint.py; the
+    steps are validation/building.py's, which ``sync`` runs too)."""
+    from validation import building, fingerprint
+
     settings = resolve_settings(start_embedded=False)
     chosen = targets.parse_targets(args.target)
-    plans = {target: _build_plan(settings, target, args) for target in chosen}
-    chosen = [target for target in chosen if plans[target] is not None]
+    plans: dict[str, building.BuildPlan] = {}
+    for target in chosen:
+        decided = building.plan_build(settings, target, args.dbt_args, force=args.force)
+        if isinstance(decided, fingerprint.Recorded):
+            inputs = fingerprint.inputs_for(target, args.dbt_args)
+            assert inputs is not None  # a record was found for them
+            _say(fingerprint.unchanged_since(decided, inputs))
+        else:
+            plans[target] = decided
+    chosen = [target for target in chosen if target in plans]
     if not chosen:
         return 0
     from validation.dbt import environment_run_lock, run_dbt, run_dbt_in_process
 
-    invocations = [
-        ["build", "--target", target, *target_path(target), *args.dbt_args] for target in chosen
-    ]
+    invocations = [building.dbt_build_command(target, args.dbt_args) for target in chosen]
+
+    def recorded(target: str, started: datetime) -> None:
+        said = building.record(settings, plans[target], started)
+        if said is not None:
+            _say(f"  {said}")
+
     if len(chosen) == 1:
         started = _now()
         with (
@@ -165,7 +168,7 @@ def cmd_build(args: argparse.Namespace) -> int:
             environment_run_lock(settings, targets.environment_for(chosen[0]), say=_say),
         ):
             run_dbt(invocations[0], settings)
-            _record_fingerprint(settings, plans[chosen[0]], started)
+            recorded(chosen[0], started)
         return 0
 
     started_at: dict[int, datetime] = {}
@@ -181,7 +184,7 @@ def cmd_build(args: argparse.Namespace) -> int:
             yield
 
     def after_each(index: int) -> None:
-        _record_fingerprint(settings, plans[chosen[index]], started_at[index])
+        recorded(chosen[index], started_at[index])
 
     run_dbt_in_process(invocations, settings, before_each=each, after_each=after_each)
     return 0
@@ -191,54 +194,17 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _build_plan(
-    settings: dict[str, str], target: str, args: argparse.Namespace
-) -> BuildPlan | None:
-    """What to record after the target's build, or None when nothing changed since the last
-    build that left nothing to do: then it says so and the target is skipped.  Any doubt (no
-    record, a table missing, options the harness cannot read) builds."""
-    from validation import fingerprint
+def cmd_sync(args: argparse.Namespace) -> int:
+    """Stay up and keep the tables in sync: validation/sync.py."""
+    from validation import sync
 
-    targets.environment_for(target)
-    inputs = fingerprint.inputs_for(target, args.dbt_args)
-    if inputs is None:
-        return BuildPlan(None, None)
-    import psycopg
-
-    try:
-        with connect(settings, autocommit=True) as conn:
-            before = fingerprint.compute(conn, inputs)
-            if args.force or fingerprint.always_builds(args.dbt_args):
-                return BuildPlan(inputs, before)
-            last = fingerprint.recorded(conn, inputs)
-    except (psycopg.Error, UserFacingError):
-        # no fingerprint, no skip: dbt itself then says what is wrong (a missing table, a
-        # privilege, the connection), as it did before there were fingerprints
-        return BuildPlan(None, None)
-    if last is not None and last.fingerprint == before.digest:
-        _say(fingerprint.unchanged_since(last, inputs))
-        return None
-    return BuildPlan(inputs, before)
-
-
-def _record_fingerprint(
-    settings: dict[str, str], plan: BuildPlan | None, started: datetime
-) -> None:
-    """After dbt exited 0: record the fingerprint taken before it when the build left nothing
-    to change (validation/fingerprint.py, record_if_settled)."""
-    import psycopg
-
-    from validation import fingerprint
-
-    if plan is None or plan.inputs is None or plan.before is None:
-        return
-    try:
-        with connect(settings, autocommit=True) as conn:
-            said = fingerprint.record_if_settled(conn, plan.inputs, plan.before, started)
-    except (psycopg.Error, UserFacingError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        said = f"fingerprint not recorded ({first}); the next build runs"
-    _say(f"  {said}")
+    chosen = targets.parse_targets(args.target)
+    sync.watched_inputs(chosen, args.dbt_args)  # what it refuses, it refuses before connecting
+    settings = resolve_settings(start_embedded=False)
+    return sync.run(
+        settings, chosen, interval=args.interval, listen=args.listen, dbt_args=args.dbt_args,
+        say=_say,
+    )  # fmt: skip
 
 
 def target_path(target: str) -> list[str]:
@@ -854,6 +820,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "db": cmd_db,
     "load-sample": cmd_load_sample,
     "build": cmd_build,
+    "sync": cmd_sync,
     "validate": cmd_validate,
     "query": cmd_query,
     "backup": cmd_backup,

@@ -85,6 +85,35 @@ def build_parser() -> argparse.ArgumentParser:
         "--select/-s, --exclude, --threads, ..."
     )
 
+    sync = commands.add_parser(
+        "sync",
+        help="stay up and build each environment whenever its source changed (a warm runner; "
+        "stops on SIGTERM/Ctrl-C after the run in progress)",
+    )
+    sync.add_argument(
+        "--target",
+        default="default",
+        help="default, test, uat or prod; several comma-separated are watched in turn",
+    )
+    sync.add_argument(
+        "--interval",
+        type=_positive_seconds,
+        default=5.0,
+        metavar="S",
+        help="seconds between looks at the fingerprints, and before a retry (default 5)",
+    )
+    sync.add_argument(
+        "--listen",
+        metavar="CHANNEL",
+        help="also wake at once on a NOTIFY on CHANNEL (the opt-in trigger a DBA installs on "
+        "cache_entries: docs/operations.md); without it, polling only",
+    )
+    sync.set_defaults(passes_dbt_options=True)
+    sync.epilog = (
+        "Any other option goes to each dbt build as it is, as with build (--vars, --select, "
+        "--exclude, --threads, ...; not --full-refresh)."
+    )
+
     validate = commands.add_parser(
         "validate", help="run the Great Expectations suite for one environment"
     )
@@ -242,4 +271,11 @@ def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be more than 0 seconds")
     return value

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from pathlib import Path
 from types import FrameType
-from typing import TextIO
+from typing import Any, TextIO
 
 import psycopg
 
@@ -314,10 +314,24 @@ def run_dbt_in_process(
                 if output.interrupted:  # dbt caught the KeyboardInterrupt and reported failure
                     raise KeyboardInterrupt
                 if not result.success:
-                    cause = f": {result.exception}" if result.exception else ""
                     raise UserFacingError(
-                        f"'dbt {' '.join(args)}' failed{cause}; its output above and "
-                        f"{project_dir / 'logs' / 'dbt.log'} say why."
+                        f"'dbt {' '.join(args)}' failed: {failure_cause(result)}; its output "
+                        f"above and {project_dir / 'logs' / 'dbt.log'} say why."
                     )
                 if after_each is not None:
                     after_each(index)
+
+
+def failure_cause(result: Any) -> str:
+    """What a failed in-process dbt invocation (a dbtRunnerResult) said, in one line: its
+    exception, else the first node or hook that failed and dbt's message for it."""
+    if result.exception is not None:
+        text = str(result.exception).strip()
+        return text.splitlines()[0] if text else type(result.exception).__name__
+    for node_result in getattr(result.result, "results", None) or []:
+        if str(node_result.status) in {"error", "fail", "runtime error"}:
+            node = getattr(node_result, "node", None)
+            name = node.name if node is not None else getattr(node_result, "unique_id", "")
+            message = " ".join(str(node_result.message or "").split())
+            return f"{name}: {message}" if name else message
+    return "dbt reported a failure without a message"

@@ -24,8 +24,8 @@ A fingerprint has three parts, each a digest:
 
 The aggregates are sums of two 64-bit hashes of each row (its text, or for the large sets
 one number per id and row version), with the row count: order-independent, one pass, no
-sort.  Everything is read in one REPEATABLE READ, read-only transaction.  ``sync`` (later)
-can reuse ``compute`` as it is.
+sort.  Everything is read in one REPEATABLE READ, read-only transaction.  ``sync``
+(validation/sync.py) calls ``compute`` every pass, as it is.
 
 Recording (``record_if_settled``): the harness records a fingerprint only after dbt exited 0,
 only if the build published into the schema fingerprinted (its run log has the row), and only

