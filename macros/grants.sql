@@ -132,18 +132,30 @@
             {%- endif -%}
         {%- endfor -%}
     {%- endfor -%}
+    {{ missing_grants_block(
+        statements,
+        'the reader roles have their USAGE and SELECT (or none exists)',
+        'reader grants: % (the owner of the schemas and state tables can grant them)',
+    ) }}
+{% endmacro %}
+
+
+{% macro missing_grants_block(statements, when_none, warning) %}
+    {#- The grants a hook found missing, as one statement: a role that may not grant them gets
+        a warning (`warning`, % the server's message), never a failed build. -#}
     {%- if not statements -%}
-        {{ return('select 1 /* the reader roles have their USAGE and SELECT (or none exists) */') }}
-    {%- endif -%}
+        select 1 /* {{ when_none }} */
+    {%- else -%}
     do $grants$
     begin
         {%- for statement in statements %}
         {{ statement }};
         {%- endfor %}
     exception when insufficient_privilege then
-        raise warning 'reader grants: % (the owner of the schemas and state tables can grant them)', sqlerrm;
+        raise warning '{{ warning | replace("'", "''") }}', sqlerrm;
     end
     $grants$
+    {%- endif -%}
 {% endmacro %}
 
 

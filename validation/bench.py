@@ -281,7 +281,9 @@ def _measure_scale(
         say(f"{runs_line(build['incremental_1pct'])}; {changed:,} entries changed each time")
 
         say("the warm runner (sprint59 sync): 1 %-change runs and commit → visible latency …")
-        warm = measure_sync(settings, conn, workspace, runs=runs, say=say)
+        warm = measure_sync(
+            settings, conn, workspace, runs=runs, changes=repetitions.sync_changes, say=say
+        )
 
         series = None
         if history:

@@ -32,8 +32,9 @@ Progress = Callable[[str], None]
 @dataclass(frozen=True)
 class Repetitions:
     """How many times each query runs (a warm-up, then enough runs to fill a time budget),
-    how many times the SQL floor and each incremental dbt run are repeated (medians), and how
-    many 1 %-changed runs the history series makes at the largest scale."""
+        how many times the SQL floor and each incremental dbt run are repeated (medians), and how
+        many 1 %-changed runs the history series makes at the largest scale, and how many changes
+    sync's latency is timed over."""
 
     warmup: int
     min_runs: int
@@ -42,6 +43,7 @@ class Repetitions:
     floor_runs: int
     incremental_runs: int
     history_runs: int
+    sync_changes: int  # changes timed for sync's commit-to-visible latency (issue 30: >= 20)
 
 
 FULL_REPETITIONS = Repetitions(
@@ -52,6 +54,7 @@ FULL_REPETITIONS = Repetitions(
     floor_runs=3,
     incremental_runs=5,
     history_runs=20,
+    sync_changes=20,
 )
 QUICK_REPETITIONS = Repetitions(
     warmup=1,
@@ -61,6 +64,7 @@ QUICK_REPETITIONS = Repetitions(
     floor_runs=1,
     incremental_runs=1,
     history_runs=1,
+    sync_changes=3,
 )
 
 
@@ -83,6 +87,7 @@ def method(repetitions: Repetitions, quick: bool) -> dict[str, Any]:
         "dbt_elapsed_seconds is dbt's own elapsed time and node_seconds the models' and "
         "tests' execution time per layer (run_results.json)",
         "history_runs": repetitions.history_runs,
+        "sync_changes": repetitions.sync_changes,
         "changed_entries": f"every {CHANGE_EVERY}th {ENVIRONMENT} entry of the mapped types "
         "and stock_metadata (ordered by type, key, name) gets a content change and a new "
         "updated_at",

@@ -145,10 +145,12 @@ def measure_sync(
     workspace: Path,
     *,
     runs: int,
+    changes: int = SYNC_CHANGES,
     say: Progress,
 ) -> dict[str, Any]:
     """The warm runner's 1 %-change runs (``runs`` of them) and its commit-to-visible
-    latency over SYNC_CHANGES changes, on the built benchmark database."""
+    latency over ``changes`` changes (SYNC_CHANGES in a full run), on the built benchmark
+    database."""
     child = _SyncChild(settings, workspace)
     try:
         say("  starting sync and letting it settle (its first builds are not timed) …")
@@ -162,7 +164,7 @@ def measure_sync(
         say(f"  1 %-change run through sync: {' / '.join(f'{s:.1f}' for s in warm)} s")
         latencies: list[float] = []
         with psycopg.connect(conn.info.dsn, autocommit=True) as reader:
-            for index in range(SYNC_CHANGES):
+            for index in range(changes):
                 symbol = _symbol(index)
                 _add_holding(conn, symbol)
                 committed = time.perf_counter()

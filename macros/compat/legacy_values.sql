@@ -100,18 +100,11 @@
             ) -%}
         {%- endif -%}
     {%- endfor -%}
-    {%- if not statements -%}
-        {{ return('select 1 /* every role has USAGE on the schema, or none exists */') }}
-    {%- endif -%}
-    do $grants$
-    begin
-        {%- for statement in statements %}
-        {{ statement }};
-        {%- endfor %}
-    exception when insufficient_privilege then
-        raise warning 'compat grants: % (the schema''s owner can grant USAGE on it)', sqlerrm;
-    end
-    $grants$
+    {{ missing_grants_block(
+        statements,
+        'every role has USAGE on the schema, or none exists',
+        "compat grants: % (the schema's owner can grant USAGE on it)",
+    ) }}
 {% endmacro %}
 
 
