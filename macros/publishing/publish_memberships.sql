@@ -30,13 +30,18 @@
     {%- endif -%}
     {#- Read once: the view would answer differently after each statement below.  New rows
         take their ids from the sequence here, as SERIAL would. -#}
-    {%- do run_query(
-        "create temporary table membership_changes on commit drop as select"
-        ~ " case when change = 'insert' then nextval("
-        ~ sql_literal(id_sequence('group_memberships_id_seq', memberships.schema))
-        ~ ")::integer else membership_id end as id, group_id, symbol, weight, metadata, change"
-        ~ " from " ~ changes
-    ) -%}
+    {%- set read_changes -%}
+        create temporary table membership_changes on commit drop as
+        select
+            case
+                when change = 'insert'
+                    then nextval({{ sql_literal(id_sequence('group_memberships_id_seq', memberships.schema)) }})::integer
+                else membership_id
+            end as id,
+            group_id, symbol, weight, metadata, change
+        from {{ changes }}
+    {%- endset -%}
+    {%- do run_query(read_changes) -%}
     {%- set counts = run_query(
         "select count(*) filter (where change = 'insert'), count(*) filter (where change = 'update'),"
         ~ " count(*) filter (where change = 'delete') from membership_changes"
