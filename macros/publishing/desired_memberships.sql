@@ -2,25 +2,9 @@
     The group_memberships rows this environment should hold, keyed by group identity
     (group_type, source_type, source key), from their two sources: member lists
     (int_member_elements) and stock sectors (int_stock_sectors).  int_group_memberships is
-    their union; group_memberships' first build inserts all of them
-    (all_desired_memberships_sql), and the membership diff reads them filtered to what a run
-    changed.
+    their union, which group_memberships' first build inserts; the membership diff
+    (int_group_membership_changes) reads the two filtered to what a run changed.
 -#}
-
-{% macro all_desired_memberships_sql(groups_relation) -%}
-    select
-        environment_groups.id as group_id,
-        int_group_memberships.symbol,
-        int_group_memberships.weight,
-        int_group_memberships.metadata
-    from {{ ref('int_group_memberships') }} as int_group_memberships
-    inner join ({{ environment_groups_sql(groups_relation) }}) as environment_groups
-        on
-            environment_groups.type = int_group_memberships.group_type
-            and environment_groups.source_type = int_group_memberships.source_type
-            and environment_groups.source_key = int_group_memberships.source_key
-{%- endmacro %}
-
 
 {% macro list_membership_rows() -%}
     select

@@ -7,24 +7,10 @@
 -#}
 
 {% macro group_identity_matches(group_alias, desired_alias) -%}
-    {#- group_alias: rows of owned_groups_sql (or environment_groups_sql). -#}
+    {#- group_alias: rows of owned_groups_sql. -#}
     {{ group_alias }}.type = {{ desired_alias }}.type
     and {{ group_alias }}.source_type = {{ desired_alias }}.source_type
     and {{ group_alias }}.source_key = {{ desired_alias }}.source_key
-{%- endmacro %}
-
-
-{% macro environment_groups_sql(groups_relation) -%}
-    {#- This environment's groups that the migration owns and that are in the table. -#}
-    select
-        owned_groups.id,
-        owned_groups.type,
-        owned_groups.name,
-        owned_groups.updated_at,
-        owned_groups.source_type,
-        owned_groups.source_key
-    from ({{ owned_groups_sql(groups_relation) }}) as owned_groups
-    where owned_groups.is_present
 {%- endmacro %}
 
 
@@ -32,4 +18,19 @@
     {#- definition_groups for the models upstream of it, which cannot ref it (a cycle); none
         before its first build.  A unit test overrides it with '' (no table). -#}
     {{ return(adapter.get_relation(target.database, target.schema, 'definition_groups')) }}
+{% endmacro %}
+
+
+{% macro published_tables_exist() %}
+    {#- Whether definition_groups and group_memberships exist, for the change models that
+        read them as a source: before a first build they do not, and a view cannot name a
+        missing table.  True while parsing, so that dbt sees the models' refs and sources;
+        their unit tests override it with true. -#}
+    {%- if not execute -%}
+        {{ return(true) }}
+    {%- endif -%}
+    {{ return(
+        adapter.get_relation(target.database, target.schema, 'definition_groups') is not none
+        and adapter.get_relation(target.database, target.schema, 'group_memberships') is not none
+    ) }}
 {% endmacro %}

@@ -1,16 +1,22 @@
 {#-
     Publishing, step 5 (post-hook of definition_groups, in the groups' transaction): apply the
-    membership diff to group_memberships, so a reader never sees a group with a half-applied
-    member list.  group_memberships is found with adapter.get_relation: a ref would be a cycle
+    membership diff, which the model int_group_membership_changes computes, to
+    group_memberships, so a reader never sees a group with a half-applied member list.
+    group_memberships is found with adapter.get_relation: a ref would be a cycle
     (group_memberships depends on definition_groups).
 -#}
 
 {% macro publish_memberships() %}
     {#-
-        Post-hook of definition_groups: compute the membership diff once, check it against the
-        mass-delete guard, apply it, log it for the analyst models and the run log, and move
-        the stock watermark, all in the groups' transaction.
+        Post-hook of definition_groups: read the diff once (the view is evaluated now, after
+        the merge, under the lock), check it against the mass-delete guard, apply it, log it
+        for the analyst models and the run log, and move the stock watermark, all in the
+        groups' transaction.
     -#}
+    {#- rendered before anything returns, so that parsing records their refs (a hook's refs
+        are found by rendering it while parsing, when execute is false) -#}
+    {%- set changes = ref('int_group_membership_changes') -%}
+    {%- set stocks_published = mark_stocks_published() -%}
     {%- set memberships = memberships_relation() -%}
     {%- if memberships is none or not execute -%}
         {{ return(record_run_counts(this, none)) }}
@@ -22,10 +28,20 @@
             "create temporary table groups_before_run (id integer, name text, type text) on commit drop"
         ) -%}
     {%- endif -%}
-    {%- do run_query(
-        "create temporary table membership_changes on commit drop as "
-        ~ membership_diff_sql(memberships, this, membership_sequence(memberships.schema))
-    ) -%}
+    {#- Read once: the view would answer differently after each statement below.  New rows
+        take their ids from the sequence here, as SERIAL would. -#}
+    {%- set read_changes -%}
+        create temporary table membership_changes on commit drop as
+        select
+            case
+                when change = 'insert'
+                    then nextval({{ sql_literal(id_sequence('group_memberships_id_seq', memberships.schema)) }})::integer
+                else membership_id
+            end as id,
+            group_id, symbol, weight, metadata, change
+        from {{ changes }}
+    {%- endset -%}
+    {%- do run_query(read_changes) -%}
     {%- set counts = run_query(
         "select count(*) filter (where change = 'insert'), count(*) filter (where change = 'update'),"
         ~ " count(*) filter (where change = 'delete') from membership_changes"
@@ -115,7 +131,7 @@
         memberships_deleted = memberships_deleted + {{ counts[2] | int }}
     where {{ run_log_key() }};
 
-    {{ mark_stocks_published() }};
+    {{ stocks_published }};
 
     {#- statistics: group_memberships' post-hook (analyze_memberships) #}
 
@@ -126,11 +142,6 @@
 {% macro memberships_relation() %}
     {{ return(adapter.get_relation(this.database, this.schema, 'group_memberships')) }}
 {% endmacro %}
-
-
-{% macro membership_sequence(memberships_schema) -%}
-    {{ id_sequence('group_memberships_id_seq', memberships_schema) }}
-{%- endmacro %}
 
 
 {% macro mark_stocks_published() -%}

@@ -159,6 +159,8 @@
     -#}
     {%- set environment = migration_environment() -%}
     {%- set memberships = memberships_relation() -%}
+    {#- ref'd before the parse-time return, so that parsing records the dependency -#}
+    {%- set desired_memberships = ref('int_group_memberships') -%}
     {%- if not execute -%}
         {{ return('select 1') }}
     {%- endif -%}
@@ -181,7 +183,7 @@
         where
             ledger_groups.environment = '{{ environment }}'
             and exists (
-                select from {{ ref('int_group_memberships') }} as desired_memberships
+                select from {{ desired_memberships }} as desired_memberships
                 where
                     desired_memberships.group_type = ledger_groups.group_type
                     and desired_memberships.source_type = ledger_groups.source_type

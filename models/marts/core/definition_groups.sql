@@ -17,9 +17,10 @@
                                  through the ledger); dbt's incremental merge (unique_key id)
                                  writes them
       -  record_new_groups       the groups the merge inserted go into the ledger
-      5. publish_memberships     the membership diff (membership_diff_sql), the guard's membership
-                                 half, delete / update / insert in group_memberships, change log,
-                                 run log, stocks watermark
+      5. publish_memberships     reads the membership diff once (the model
+                                 int_group_membership_changes, a view evaluated here), the guard's
+                                 membership half, delete / update / insert in group_memberships,
+                                 ledger, change log, run log, stocks watermark
       -  analyze                 fresh statistics of the groups and their ledger for the models
                                  that follow (group_memberships joins both)
     Then group_memberships, in its own transaction: steps 6 and 7, in
@@ -44,10 +45,6 @@
         ],
     )
 }}
--- depends_on: {{ ref('int_group_memberships') }}
--- depends_on: {{ ref('int_member_elements') }}
--- depends_on: {{ ref('int_stock_sectors') }}
--- depends_on: {{ ref('int_group_entries') }}
 {%- set environment = migration_environment() %}
 
 with

@@ -4,7 +4,7 @@
     applies each run's membership diff in the groups' transaction, so this model has nothing
     left to write and selects no row.  It owns the table: the first build creates it, with its
     contract (the spec's DDL, the foreign key with ON DELETE CASCADE), from every desired row
-    (all_desired_memberships_sql, macros/publishing/desired_memberships.sql).
+    of the groups the ledger says the migration owns.
     Its hooks: serialize_mart_writes and the sequence before; after it, publishing step
       6. record_first_membership_build   the first build's run log counts and stocks watermark
          analyze_memberships             statistics, before the analyst models read the table
@@ -21,16 +21,37 @@
         post_hook=["{{ record_first_membership_build() }}", "{{ analyze_memberships() }}"],
     )
 }}
--- depends_on: {{ ref('int_group_memberships') }}
--- depends_on: {{ ref('int_member_elements') }}
--- depends_on: {{ ref('int_stock_sectors') }}
--- depends_on: {{ ref('int_group_entries') }}
 
 with
 
+owned_groups as (
+
+    -- the environment's groups the migration inserted (its ledger), as published
+    select
+        ledger_groups.group_id as id,
+        ledger_groups.group_type,
+        ledger_groups.source_type,
+        ledger_groups.source_key
+    from {{ ref('stg_migration_state__ledger_groups') }} as ledger_groups
+    inner join {{ ref('definition_groups') }} as definition_groups
+        on ledger_groups.group_id = definition_groups.id
+    where ledger_groups.environment = '{{ migration_environment() }}'
+
+),
+
 desired_memberships as (
 
-    {{ all_desired_memberships_sql(ref('definition_groups')) | indent(4) }}
+    select
+        owned_groups.id as group_id,
+        int_group_memberships.symbol,
+        int_group_memberships.weight,
+        int_group_memberships.metadata
+    from {{ ref('int_group_memberships') }} as int_group_memberships
+    inner join owned_groups
+        on
+            int_group_memberships.group_type = owned_groups.group_type
+            and int_group_memberships.source_type = owned_groups.source_type
+            and int_group_memberships.source_key = owned_groups.source_key
 
 )
 
