@@ -29,10 +29,13 @@ from support.legacy_cache import LegacyCache, published, small_cache
 # states for it: b85d73f predates the hostile-input rules, so one run with
 # reconcile_memberships (membership metadata of elements that carried their own `position`
 # changes without its group); b566884 predates the ledger, which the first build takes over
-# from the rows it wrote with no step of the operator's.
+# from the rows it wrote with no step of the operator's; 1d7b528 (packed holdings, the
+# build fingerprint) predates the compatibility relation and the membership diff as a model,
+# which its next build adds with no step.
 PREVIOUS_MAINS = {
     "b85d73fa29f51c8f751efc85fec9a396ffc9a083": {"reconcile_memberships": True},
     "b566884f8f955391463547f45f82bfff00376280": None,
+    "1d7b5283b5e9525461d06593087c0ebba50374b3": None,
 }
 
 
