@@ -73,15 +73,18 @@ left_out_elements as (
 
 foreign_memberships as (
 
-    -- another writer's rows in the migration's groups (not in its ledger)
+    -- another writer's rows in the migration's groups (not in its ledger).  NOT EXISTS, an
+    -- anti-join: NOT IN over the ledger's million ids at scale 100 was planned as a scan of
+    -- the ledger per membership (the subplan cannot be hashed in work_mem) and ran for hours.
     select
         group_memberships.group_id,
         group_memberships.symbol
     from {{ ref('group_memberships') }} as group_memberships
     where
         group_memberships.group_id in (select migrated_rows.group_id from migrated_rows)
-        and group_memberships.id not in (
-            select ledger.membership_id from {{ ref('stg_migration_state__ledger_memberships') }} as ledger
+        and not exists (
+            select from {{ ref('stg_migration_state__ledger_memberships') }} as ledger
+            where ledger.membership_id = group_memberships.id
         )
 
 ),
